@@ -1,0 +1,777 @@
+//! The client: consent decided once at build, a cheap capture, and bounded flush/shutdown.
+//!
+//! ```
+//! use std::time::Duration;
+//! use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+//! let memory = MemorySink::new();
+//! let client = Client::builder("myapp", "1.2.0")
+//!     .environment(MapEnvironment::new()) // no HOME: the id stays in memory
+//!     .sink(SinkConfig::Memory(memory.clone()))
+//!     .build()
+//!     .unwrap();
+//! client.capture(Event::new("started").safe("mode", "server"));
+//! client.shutdown(Duration::from_secs(1));
+//! assert_eq!(memory.events()[0]["event"], "started");
+//! ```
+//!
+//! The caller's thread does an atomic check and a bounded-queue send; nothing else. The
+//! worker thread starts with the first enabled capture, so an opted-out client never
+//! creates a thread, a file or a socket.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::consent::{self, ConsentInputs, Decision, RunMode};
+use crate::context::{self, ClientContext};
+use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
+use crate::event::Event;
+use crate::identity::Identity;
+use crate::profile::Profile;
+use crate::sink::{DebugSink, FileSink, MemorySink, Sink, SinkConfig};
+use crate::stats::{Counters, Stats};
+use crate::transport::{check_endpoint, PostHogSink};
+use crate::worker::{Msg, Shared, Tuning, Worker, WorkerSetup};
+
+/// Default capacity of the queue between the caller and the worker.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Default shutdown deadline.
+pub const DEFAULT_SHUTDOWN: Duration = Duration::from_secs(1);
+
+/// A configuration the client cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "telemetry configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[derive(Clone)]
+pub struct ClientBuilder {
+    product: String,
+    version: String,
+    profile: Option<Profile>,
+    endpoint: Option<String>,
+    api_key: Option<String>,
+    sink: Option<SinkConfig>,
+    queue_capacity: usize,
+    tuning: Tuning,
+    connect_timeout: Duration,
+    shutdown_deadline: Duration,
+    inputs: ConsentInputs,
+    env: Arc<dyn Environment>,
+    identity: Option<Identity>,
+    runtime: (String, String),
+    extra_context: Map<String, Value>,
+}
+
+impl ClientBuilder {
+    /// The product's conventions (default: a generic profile named after the product).
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+    /// PostHog-compatible host, e.g. `https://eu.i.posthog.com` or the local collector.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+    /// The project API key sent in each batch body (never logged).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+    /// Where events go (default PostHog at the endpoint).
+    pub fn sink(mut self, sink: SinkConfig) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+    /// Queue capacity; when full, new events are dropped and counted.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+    /// At most this many events per request (default 100).
+    pub fn max_batch_events(mut self, n: usize) -> Self {
+        self.tuning.max_batch_events = n.max(1);
+        self
+    }
+    /// At most this many bytes per request before compression (default 500 KB).
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.tuning.max_batch_bytes = n.max(1);
+        self
+    }
+    /// How often queued events and partial batches go out (default 5 s).
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.tuning.flush_interval = d.max(Duration::from_millis(1));
+        self
+    }
+    /// Connect timeout (default 2 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+    /// Whole-request timeout (default 5 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.tuning.request_timeout = d;
+        self
+    }
+    /// Retries after a failed attempt (default 3).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.tuning.max_retries = n;
+        self
+    }
+    /// First backoff delay, doubled each retry, with jitter (default 200 ms).
+    pub fn backoff_base(mut self, d: Duration) -> Self {
+        self.tuning.backoff_base = d;
+        self
+    }
+    /// Deadline used when the client is dropped without an explicit shutdown (default 1 s).
+    pub fn shutdown_deadline(mut self, d: Duration) -> Self {
+        self.shutdown_deadline = d;
+        self
+    }
+    /// An explicit setting in code (`Settings(anonymized_telemetry=False)` → `Some(false)`).
+    pub fn explicit(mut self, enabled: Option<bool>) -> Self {
+        self.inputs.explicit = enabled;
+        self
+    }
+    /// The host's command-line arguments, searched for the profile's opt-out flag.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inputs.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Base directory of the product's config files (default the working directory).
+    pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.inputs.config_dir = Some(dir.into());
+        self
+    }
+    /// Directory whose `.env` is read (default the working directory).
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.inputs.working_dir = Some(dir.into());
+        self
+    }
+    /// Whether the host runs as a CLI or a library (default library).
+    pub fn mode(mut self, mode: RunMode) -> Self {
+        self.inputs.mode = mode;
+        self
+    }
+    /// The environment to read instead of the process's (tests, bindings' overrides).
+    pub fn environment(mut self, env: impl Environment + 'static) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+    /// A fixed identity instead of the profile's stored one (tests, vectors).
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+    /// The language runtime of the host (bindings set theirs; default Rust).
+    pub fn runtime(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.runtime = (name.into(), version.into());
+        self
+    }
+    /// A context property sent as is with every event (binding-specific facts).
+    pub fn context_property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra_context.insert(key.into(), value.into());
+        self
+    }
+
+    /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
+    /// no socket until the first enabled capture.
+    pub fn build(self) -> Result<Client, ConfigError> {
+        if self.product.trim().is_empty() {
+            return Err(ConfigError("product name is empty".into()));
+        }
+        let profile = match self.profile.clone() {
+            Some(p) => p,
+            None => self
+                .product
+                .parse()
+                .map_err(|e: crate::profile::InvalidProfile| ConfigError(e.to_string()))?,
+        };
+        let debug = self
+            .env
+            .var("TELEMETRY_DEBUG")
+            .and_then(|v| consent::parse_bool(&v).ok().flatten())
+            .unwrap_or(false);
+        let sink = if debug {
+            SinkConfig::Debug
+        } else {
+            self.sink.clone().unwrap_or(SinkConfig::PostHog)
+        };
+        let endpoint_label;
+        let make_sink: Arc<dyn Fn() -> Box<dyn Sink> + Send + Sync> = match sink.clone() {
+            SinkConfig::PostHog => {
+                let endpoint = self.endpoint.clone().ok_or_else(|| {
+                    ConfigError(
+                        "the posthog sink needs an endpoint (e.g. https://eu.i.posthog.com)".into(),
+                    )
+                })?;
+                check_endpoint(&endpoint).map_err(ConfigError)?;
+                let key = self
+                    .api_key
+                    .clone()
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| ConfigError("the posthog sink needs an api_key".into()))?;
+                endpoint_label = endpoint.clone();
+                let connect = self.connect_timeout;
+                Arc::new(move || {
+                    Box::new(PostHogSink::new(&endpoint, &key, connect)) as Box<dyn Sink>
+                })
+            }
+            SinkConfig::File(path) => {
+                endpoint_label = path.display().to_string();
+                Arc::new(move || Box::new(FileSink::new(path.clone())) as Box<dyn Sink>)
+            }
+            SinkConfig::Debug => {
+                endpoint_label = "stderr (debug sink)".into();
+                Arc::new(|| Box::new(DebugSink) as Box<dyn Sink>)
+            }
+            SinkConfig::Memory(m) => {
+                endpoint_label = "memory".into();
+                Arc::new(move || Box::new(m.clone()) as Box<dyn Sink>)
+            }
+        };
+        let decision = consent::resolve(&profile, &self.inputs, &*self.env);
+        for w in &decision.warnings {
+            log::warn!("telemetry: {w}");
+        }
+        let memory = match &sink {
+            SinkConfig::Memory(m) => Some(m.clone()),
+            _ => None,
+        };
+        let setup = WorkerSetup {
+            profile,
+            env: self.env,
+            identity: self.identity,
+            context: ClientContext {
+                product: self.product,
+                product_version: self.version,
+                runtime: self.runtime.0,
+                runtime_version: self.runtime.1,
+                extra: self.extra_context,
+            },
+            tuning: self.tuning,
+            make_sink,
+            endpoint_label,
+        };
+        Ok(Client {
+            enabled: decision.enabled,
+            decision,
+            counters: Arc::new(Counters::default()),
+            pipeline: AtomicPtr::new(std::ptr::null_mut()),
+            closed: AtomicBool::new(false),
+            setup: Arc::new(setup),
+            queue_capacity: self.queue_capacity,
+            shutdown_deadline: self.shutdown_deadline,
+            memory,
+        })
+    }
+}
+
+/// The JSON form of a client's configuration, used by the C ABI and the Python module.
+///
+/// ```
+/// let cfg: telemetry_core::ClientConfig = serde_json::from_str(
+///     r#"{"product": "myapp", "version": "1.0", "profile": "chroma", "sink": "memory"}"#,
+/// ).unwrap();
+/// let client = cfg.into_builder().unwrap().build().unwrap();
+/// assert!(client.memory().is_some());
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The host product's name.
+    pub product: String,
+    /// The host product's version.
+    #[serde(default)]
+    pub version: String,
+    /// `chroma`, `qdrant`, `evidently`, a product name, or `{"generic": {...}}`.
+    #[serde(default)]
+    pub profile: Option<Value>,
+    /// PostHog-compatible host.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Project API key.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// `posthog` (default), `file`, `debug` or `memory`.
+    #[serde(default)]
+    pub sink: Option<String>,
+    /// Path for the `file` sink.
+    #[serde(default)]
+    pub file_path: Option<PathBuf>,
+    /// Queue capacity.
+    #[serde(default)]
+    pub queue_capacity: Option<usize>,
+    /// Events per request.
+    #[serde(default)]
+    pub max_batch_events: Option<usize>,
+    /// Bytes per request.
+    #[serde(default)]
+    pub max_batch_bytes: Option<usize>,
+    /// Flush interval in milliseconds.
+    #[serde(default)]
+    pub flush_interval_ms: Option<u64>,
+    /// Connect timeout in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Request timeout in milliseconds.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+    /// Retries.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// First backoff delay in milliseconds.
+    #[serde(default)]
+    pub backoff_base_ms: Option<u64>,
+    /// Deadline used on drop, in milliseconds.
+    #[serde(default)]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Explicit setting in code.
+    #[serde(default)]
+    pub explicit: Option<bool>,
+    /// Host arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Config directory.
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
+    /// `.env` directory.
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
+    /// `library` or `cli`.
+    #[serde(default)]
+    pub mode: Option<RunMode>,
+    /// Replaces the process environment entirely (tests, test vectors).
+    #[serde(default)]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Fixed install id (tests, vectors); needs `secret_hex`.
+    #[serde(default)]
+    pub install_id: Option<uuid::Uuid>,
+    /// Fixed hashing secret as 64 hex characters (tests, vectors).
+    #[serde(default)]
+    pub secret_hex: Option<String>,
+    /// Runtime name, e.g. `go`.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Runtime version.
+    #[serde(default)]
+    pub runtime_version: Option<String>,
+    /// Extra safe context properties.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+impl ClientConfig {
+    /// Parses the JSON text bindings pass.
+    pub fn from_json(text: &str) -> Result<ClientConfig, ConfigError> {
+        serde_json::from_str(text).map_err(|e| ConfigError(format!("invalid config JSON: {e}")))
+    }
+
+    /// Turns the configuration into a builder, checking what serde cannot.
+    pub fn into_builder(self) -> Result<ClientBuilder, ConfigError> {
+        let ms = Duration::from_millis;
+        let mut b = Client::builder(self.product, self.version);
+        if let Some(p) = self.profile {
+            let profile = match p {
+                Value::String(s) => s
+                    .parse::<Profile>()
+                    .map_err(|e| ConfigError(e.to_string()))?,
+                other => serde_json::from_value(other)
+                    .map_err(|e| ConfigError(format!("invalid profile: {e}")))?,
+            };
+            b = b.profile(profile);
+        }
+        if let Some(e) = self.endpoint {
+            b = b.endpoint(e);
+        }
+        if let Some(k) = self.api_key {
+            b = b.api_key(k);
+        }
+        match self.sink.as_deref() {
+            None | Some("posthog") => {}
+            Some("debug") => b = b.sink(SinkConfig::Debug),
+            Some("memory") => b = b.sink(SinkConfig::Memory(MemorySink::new())),
+            Some("file") => {
+                let path = self
+                    .file_path
+                    .ok_or_else(|| ConfigError("the file sink needs file_path".into()))?;
+                b = b.sink(SinkConfig::File(path));
+            }
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "unknown sink {other:?}: use posthog, file, debug or memory"
+                )))
+            }
+        }
+        if let Some(n) = self.queue_capacity {
+            b = b.queue_capacity(n);
+        }
+        if let Some(n) = self.max_batch_events {
+            b = b.max_batch_events(n);
+        }
+        if let Some(n) = self.max_batch_bytes {
+            b = b.max_batch_bytes(n);
+        }
+        if let Some(n) = self.flush_interval_ms {
+            b = b.flush_interval(ms(n));
+        }
+        if let Some(n) = self.connect_timeout_ms {
+            b = b.connect_timeout(ms(n));
+        }
+        if let Some(n) = self.request_timeout_ms {
+            b = b.request_timeout(ms(n));
+        }
+        if let Some(n) = self.max_retries {
+            b = b.max_retries(n);
+        }
+        if let Some(n) = self.backoff_base_ms {
+            b = b.backoff_base(ms(n));
+        }
+        if let Some(n) = self.shutdown_timeout_ms {
+            b = b.shutdown_deadline(ms(n));
+        }
+        b = b.explicit(self.explicit).args(self.args);
+        if let Some(d) = self.config_dir {
+            b = b.config_dir(d);
+        }
+        if let Some(d) = self.working_dir {
+            b = b.working_dir(d);
+        }
+        if let Some(m) = self.mode {
+            b = b.mode(m);
+        }
+        if let Some(vars) = self.environment {
+            b = b.environment(vars.into_iter().collect::<MapEnvironment>());
+        }
+        match (self.install_id, self.secret_hex) {
+            (Some(id), Some(hex)) => {
+                let secret = secret_from_hex(&hex).map_err(ConfigError)?;
+                b = b.identity(Identity::from_parts(id, secret));
+            }
+            (None, None) => {}
+            _ => return Err(ConfigError("install_id and secret_hex go together".into())),
+        }
+        if let Some(r) = self.runtime {
+            b = b.runtime(r, self.runtime_version.unwrap_or_default());
+        }
+        for (k, v) in self.context {
+            b = b.context_property(k, v);
+        }
+        Ok(b)
+    }
+}
+
+/// 64 hex characters -> the 32-byte hashing secret.
+fn secret_from_hex(hex: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err("secret_hex must be 64 hex characters".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "secret_hex must be 64 hex characters".to_string())?;
+    }
+    Ok(out)
+}
+
+/// Bumped in the child after every `fork()`: a pipeline from another generation belongs
+/// to the parent and must not be touched (its worker thread does not exist here).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+fn register_fork_handler() {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a handler that only touches an atomic is async-signal-safe.
+        #[cfg(unix)]
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+}
+
+/// One generation's queue and worker.
+struct Pipeline {
+    generation: u64,
+    tx: SyncSender<Msg>,
+    rx: Mutex<Option<Receiver<Msg>>>,
+    shared: Arc<Shared>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Captures events and delivers them in the background; see the module docs.
+pub struct Client {
+    enabled: bool,
+    decision: Decision,
+    counters: Arc<Counters>,
+    pipeline: AtomicPtr<Pipeline>,
+    closed: AtomicBool,
+    setup: Arc<WorkerSetup>,
+    queue_capacity: usize,
+    shutdown_deadline: Duration,
+    memory: Option<MemorySink>,
+}
+
+impl Client {
+    /// Starts a builder for `product` at `version`.
+    pub fn builder(product: impl Into<String>, version: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            product: product.into(),
+            version: version.into(),
+            profile: None,
+            endpoint: None,
+            api_key: None,
+            sink: None,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            tuning: Tuning {
+                max_batch_events: 100,
+                max_batch_bytes: 500_000,
+                flush_interval: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(5),
+                max_retries: 3,
+                backoff_base: Duration::from_millis(200),
+                backoff_cap: Duration::from_secs(30),
+            },
+            connect_timeout: Duration::from_secs(2),
+            shutdown_deadline: DEFAULT_SHUTDOWN,
+            inputs: ConsentInputs::default(),
+            env: Arc::new(ProcessEnvironment),
+            identity: None,
+            runtime: ("rust".into(), context::rust_version().into()),
+            extra_context: Map::new(),
+        }
+    }
+
+    /// Whether telemetry is on for this client.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The consent decision with its explanation.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The delivery counters.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// The memory sink's contents, when the client was built with one.
+    pub fn memory(&self) -> Option<&MemorySink> {
+        self.memory.as_ref()
+    }
+
+    /// Queues an event; returns at once. Opted out, it does nothing at all; with the queue
+    /// full, the event is dropped and counted.
+    #[inline]
+    pub fn capture(&self, event: Event) {
+        if !self.enabled {
+            return;
+        }
+        let generation = FORK_GENERATION.load(Ordering::Relaxed);
+        let current = self.pipeline.load(Ordering::Acquire);
+        // SAFETY: a pipeline is freed only in Drop, which cannot run while &self lives.
+        let pipeline = match unsafe { current.as_ref() } {
+            Some(p) if p.generation == generation => p,
+            _ => match self.start(current, generation) {
+                Some(p) => p,
+                None => {
+                    Counters::add(&self.counters.captured, 1);
+                    Counters::add(&self.counters.dropped_shutdown, 1);
+                    return;
+                }
+            },
+        };
+        Counters::add(&self.counters.captured, 1);
+        match pipeline.tx.try_send(Msg::Event(event)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => Counters::add(&self.counters.dropped_queue_full, 1),
+            Err(TrySendError::Disconnected(_)) => Counters::add(&self.counters.dropped_shutdown, 1),
+        }
+    }
+
+    /// The slow path of the first capture (or the first after a fork): makes a pipeline
+    /// and its worker. Lock-free, so a child forked while another thread held a lock here
+    /// cannot deadlock.
+    #[cold]
+    fn start(&self, seen: *mut Pipeline, generation: u64) -> Option<&Pipeline> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        register_fork_handler();
+        if generation != 0 && !seen.is_null() {
+            // The parent's queued events stay the parent's: the child starts its own count.
+            self.counters.reset();
+        }
+        let (tx, rx) = sync_channel(self.queue_capacity);
+        let fresh = Box::into_raw(Box::new(Pipeline {
+            generation,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            shared: Arc::new(Shared::default()),
+            worker: Mutex::new(None),
+        }));
+        let won = self
+            .pipeline
+            .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire);
+        let pipeline: &Pipeline = match won {
+            // The replaced pipeline (if any) is the parent's copy: it is left alone, never
+            // freed, because its locks may have been held by a thread that is gone.
+            Ok(_) => unsafe { &*fresh },
+            Err(other) => {
+                // Another thread started one first; ours was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                return unsafe { other.as_ref() }.filter(|p| p.generation == generation);
+            }
+        };
+        let rx = pipeline.rx.lock().ok()?.take()?;
+        let worker = Worker::new(
+            self.setup.clone(),
+            self.counters.clone(),
+            pipeline.shared.clone(),
+            rx,
+        );
+        let spawned = std::thread::Builder::new()
+            .name("telemetry-worker".into())
+            .spawn(move || worker.run());
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut w) = pipeline.worker.lock() {
+                    *w = Some(handle);
+                }
+            }
+            Err(e) => log::warn!("telemetry: cannot start the worker thread: {e}"),
+        }
+        Some(pipeline)
+    }
+
+    fn current(&self) -> Option<&Pipeline> {
+        let p = self.pipeline.load(Ordering::Acquire);
+        // SAFETY: see `capture`.
+        unsafe { p.as_ref() }.filter(|p| p.generation == FORK_GENERATION.load(Ordering::Relaxed))
+    }
+
+    /// Sends everything captured so far, including partial batches; waits at most
+    /// `timeout`. Returns true when all of it was delivered or accounted for in time.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let Some(p) = self.current() else { return true };
+        let deadline = Instant::now() + timeout;
+        let ticket = {
+            let mut c = p.shared.lock();
+            if c.finished {
+                return true;
+            }
+            c.flush_requested += 1;
+            c.flush_requested
+        };
+        let _ = p.tx.try_send(Msg::Wake);
+        let mut c = p.shared.lock();
+        while c.flush_done < ticket && !c.finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = p
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Flushes what can go out within `deadline`, then stops the worker. Never waits
+    /// longer than the deadline (plus scheduling noise); what could not go out is
+    /// counted as `dropped_shutdown`. Later captures are dropped. Idempotent.
+    pub fn shutdown(&self, deadline: Duration) -> Stats {
+        self.closed.store(true, Ordering::Release);
+        let Some(p) = self.current() else {
+            return self.stats();
+        };
+        let by = Instant::now() + deadline;
+        {
+            let mut c = p.shared.lock();
+            if c.shutdown_by.is_none() {
+                c.shutdown_by = Some(by);
+            }
+        }
+        p.shared.changed.notify_all();
+        let _ = p.tx.try_send(Msg::Wake);
+        let mut c = p.shared.lock();
+        // A small grace lets a worker that met the deadline finish its accounting.
+        let limit = by + Duration::from_millis(20);
+        while !c.finished && !c.abandoned {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // The worker is stuck in a request: give up on it, account for its events.
+                c.abandoned = true;
+                let s = self.counters.snapshot();
+                Counters::add(&self.counters.dropped_shutdown, s.queued);
+                break;
+            }
+            c = p
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let finished = c.finished;
+        drop(c);
+        if finished {
+            if let Some(h) = p.worker.lock().ok().and_then(|mut w| w.take()) {
+                let _ = h.join();
+            }
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shutdown(self.shutdown_deadline);
+        let p = *self.pipeline.get_mut();
+        // SAFETY: we own the current pipeline; a parent's copy (other generation) is
+        // leaked on purpose, see `start`.
+        if let Some(pipeline) = unsafe { p.as_ref() } {
+            let abandoned = pipeline.shared.lock().abandoned;
+            if pipeline.generation == FORK_GENERATION.load(Ordering::Relaxed) && !abandoned {
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("enabled", &self.enabled)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,414 @@
+//! The background worker: everything slow happens here, never on the caller's thread.
+//!
+//! It drains the bounded queue, batches (Chroma's rule), anonymizes, encodes and delivers
+//! with retries, and keeps the counters exact. It is started by the first enabled capture
+//! and stops on shutdown within a deadline.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::anonymize::{self, Anonymizer, LocalNames};
+use crate::batch::{Batcher, Outgoing};
+use crate::context::{ClientContext, CORE_VERSION};
+use crate::env::Environment;
+use crate::event::Event;
+use crate::identity::{self, Identity};
+use crate::profile::Profile;
+use crate::sink::{SendError, Sink};
+use crate::stats::Counters;
+
+/// What travels through the queue.
+pub(crate) enum Msg {
+    Event(Event),
+    /// Wakes the worker to look at its control state.
+    Wake,
+}
+
+/// Delivery knobs (DESIGN.md "Delivery").
+#[derive(Debug, Clone)]
+pub(crate) struct Tuning {
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    pub flush_interval: Duration,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+/// Everything the worker needs, fixed when the client is built.
+pub(crate) struct WorkerSetup {
+    pub profile: Profile,
+    pub env: Arc<dyn Environment>,
+    pub identity: Option<Identity>,
+    pub context: ClientContext,
+    pub tuning: Tuning,
+    pub make_sink: Arc<dyn Fn() -> Box<dyn Sink> + Send + Sync>,
+    pub endpoint_label: String,
+}
+
+/// Requests from the client to the worker, and the worker's progress.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pub flush_requested: u64,
+    pub flush_done: u64,
+    pub shutdown_by: Option<Instant>,
+    pub finished: bool,
+    /// Set when shutdown gave up waiting: the worker must not count anything after this.
+    pub abandoned: bool,
+}
+
+/// Control state shared between one pipeline's client side and its worker.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub control: Mutex<Control>,
+    pub changed: Condvar,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A prepared event with its size and the captured events it stands for.
+struct Ready {
+    json: Value,
+    bytes: usize,
+    captured: u64,
+}
+
+pub(crate) struct Worker {
+    setup: Arc<WorkerSetup>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    rx: Receiver<Msg>,
+    batcher: Batcher,
+    ready: Vec<Ready>,
+    ready_bytes: usize,
+    anonymizer: Option<(Anonymizer, String)>,
+    context: Map<String, Value>,
+    sink: Option<Box<dyn Sink>>,
+    failing: bool,
+    warned_identity: AtomicBool,
+}
+
+impl Worker {
+    pub fn new(
+        setup: Arc<WorkerSetup>,
+        counters: Arc<Counters>,
+        shared: Arc<Shared>,
+        rx: Receiver<Msg>,
+    ) -> Self {
+        Worker {
+            setup,
+            counters,
+            shared,
+            rx,
+            batcher: Batcher::default(),
+            ready: Vec::new(),
+            ready_bytes: 0,
+            anonymizer: None,
+            context: Map::new(),
+            sink: None,
+            failing: false,
+            warned_identity: AtomicBool::new(false),
+        }
+    }
+
+    pub fn run(mut self) {
+        // Identity files, the context and the sink are made here, off the caller's thread.
+        self.init();
+        let tuning = self.setup.tuning.clone();
+        let mut next_flush = Instant::now() + tuning.flush_interval;
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => self.accept(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shared.lock().shutdown_by.get_or_insert(Instant::now());
+                }
+            }
+            // Take what is already queued, up to a full batch, before looking at control.
+            while self.ready.len() < tuning.max_batch_events {
+                match self.rx.try_recv() {
+                    Ok(msg) => self.accept(msg),
+                    Err(_) => break,
+                }
+            }
+            while self.ready.len() >= tuning.max_batch_events
+                || self.ready_bytes >= tuning.max_batch_bytes
+            {
+                self.send_one_batch(None);
+            }
+            let (flush_ticket, shutdown_by) = {
+                let c = self.shared.lock();
+                (
+                    (c.flush_requested > c.flush_done).then_some(c.flush_requested),
+                    c.shutdown_by,
+                )
+            };
+            if let Some(deadline) = shutdown_by {
+                self.finish(deadline);
+                return;
+            }
+            if flush_ticket.is_some() || Instant::now() >= next_flush {
+                self.flush_all(None);
+                next_flush = Instant::now() + tuning.flush_interval;
+                if let Some(ticket) = flush_ticket {
+                    let mut c = self.shared.lock();
+                    c.flush_done = c.flush_done.max(ticket);
+                    self.shared.changed.notify_all();
+                }
+            }
+        }
+    }
+
+    fn init(&mut self) {
+        let identity = match self.setup.identity.clone() {
+            Some(id) => id,
+            None => {
+                let (id, warning) = identity::load_or_create(&self.setup.profile, &*self.setup.env);
+                if let Some(w) = warning {
+                    if !self.warned_identity.swap(true, Ordering::Relaxed) {
+                        log::warn!("telemetry: {w}");
+                    }
+                }
+                id
+            }
+        };
+        let names = LocalNames::detect(&*self.setup.env);
+        let anonymizer = Anonymizer::new(*identity.secret(), self.setup.profile.precision())
+            .with_local_names(names);
+        self.anonymizer = Some((anonymizer, identity.install_id().to_string()));
+        self.context = self.setup.context.properties();
+        self.context.insert("$lib".into(), "telemetry-core".into());
+        self.context
+            .insert("$lib_version".into(), CORE_VERSION.into());
+        self.context
+            .insert("$process_person_profile".into(), false.into());
+        self.context.insert("$geoip_disable".into(), true.into());
+        self.context.insert("$ip".into(), Value::Null);
+        self.sink = Some((self.setup.make_sink)());
+    }
+
+    fn accept(&mut self, msg: Msg) {
+        let Msg::Event(event) = msg else { return };
+        if let Some(out) = self.batcher.offer(event) {
+            self.push_ready(out);
+        }
+    }
+
+    fn push_ready(&mut self, out: Outgoing) {
+        if out.captured > 1 {
+            Counters::add(&self.counters.merged, out.captured - 1);
+        }
+        let json = self.prepare(out.event);
+        // The encoded size decides the 500 KB batch limit; encoding twice is cheap next to
+        // a request, and only the worker pays it.
+        let bytes = serde_json::to_vec(&json).map(|v| v.len()).unwrap_or(0);
+        self.ready_bytes += bytes;
+        self.ready.push(Ready {
+            json,
+            bytes,
+            captured: out.captured,
+        });
+    }
+
+    /// Anonymizes one event and shapes it as a PostHog batch item.
+    fn prepare(&self, event: Event) -> Value {
+        let (anonymizer, distinct_id) = self.anonymizer.as_ref().expect("initialized in run");
+        let mut properties = Map::with_capacity(event.properties.len() + self.context.len());
+        for (key, value) in event.properties {
+            let kind = event.kinds.get(&key).copied();
+            if let Some(value) = anonymizer.value(kind, value) {
+                properties.insert(key, value);
+            }
+        }
+        // Context last: an event property cannot disguise itself as context.
+        for (k, v) in &self.context {
+            properties.insert(k.clone(), v.clone());
+        }
+        json!({
+            "event": event.name,
+            "distinct_id": distinct_id,
+            "properties": properties,
+            "timestamp": anonymize::timestamp(event.timestamp),
+            "uuid": uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// Moves everything queued and pending into `ready` and sends it all.
+    fn flush_all(&mut self, deadline: Option<Instant>) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => self.accept(msg),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        for out in self.batcher.drain() {
+            self.push_ready(out);
+        }
+        while !self.ready.is_empty() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            self.send_one_batch(deadline);
+        }
+        if let Some(sink) = self.sink.as_mut() {
+            sink.sync();
+        }
+    }
+
+    fn finish(&mut self, deadline: Instant) {
+        self.flush_all(Some(deadline));
+        let mut c = self.shared.lock();
+        if !c.abandoned {
+            // Whatever could not go out in time is counted, never silently lost.
+            let left: u64 = self.ready.iter().map(|r| r.captured).sum::<u64>()
+                + self.batcher.pending_captured();
+            Counters::add(&self.counters.dropped_shutdown, left);
+            c.finished = true;
+        }
+        self.ready.clear();
+        self.shared.changed.notify_all();
+    }
+
+    /// Sends the oldest batch-worth of ready events, retrying as DESIGN.md says.
+    fn send_one_batch(&mut self, deadline: Option<Instant>) {
+        let tuning = self.setup.tuning.clone();
+        let mut count = 0;
+        let mut bytes = 0;
+        for r in &self.ready {
+            if count > 0
+                && (count >= tuning.max_batch_events || bytes + r.bytes > tuning.max_batch_bytes)
+            {
+                break;
+            }
+            count += 1;
+            bytes += r.bytes;
+        }
+        let batch: Vec<Ready> = self.ready.drain(..count).collect();
+        self.ready_bytes -= bytes;
+        let captured: u64 = batch.iter().map(|r| r.captured).sum();
+        let payload: Vec<Value> = batch.into_iter().map(|r| r.json).collect();
+
+        let shared = self.shared.clone();
+        let mut attempt = 0;
+        loop {
+            let shutdown_by = deadline.or_else(|| shared.lock().shutdown_by);
+            let mut timeout = tuning.request_timeout;
+            if let Some(d) = shutdown_by {
+                timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+                if timeout.is_zero() {
+                    return self.give_up(captured, true, None);
+                }
+            }
+            let sink = self.sink.as_mut().expect("initialized in run");
+            let result = sink.send(&payload, timeout);
+            let mut c = shared.lock();
+            if c.abandoned {
+                return;
+            }
+            match result {
+                Ok(()) => {
+                    Counters::add(&self.counters.sent, captured);
+                    drop(c);
+                    if self.failing {
+                        self.failing = false;
+                        log::info!(
+                            "telemetry: delivery to {} works again",
+                            self.setup.endpoint_label
+                        );
+                    }
+                    return;
+                }
+                Err(err) => {
+                    Counters::add(&self.counters.failed_requests, 1);
+                    if !err.retryable || attempt >= tuning.max_retries {
+                        drop(c);
+                        return self.give_up(captured, false, Some(err));
+                    }
+                    let delay = err
+                        .retry_after
+                        .unwrap_or_else(|| backoff(tuning.backoff_base, attempt))
+                        .min(tuning.backoff_cap);
+                    let until = Instant::now() + delay;
+                    if shutdown_by.is_some_and(|d| until >= d) {
+                        drop(c);
+                        return self.give_up(captured, true, Some(err));
+                    }
+                    self.warn_once(&err);
+                    Counters::add(&self.counters.retries, 1);
+                    attempt += 1;
+                    // Sleep, but wake at once if shutdown is asked for meanwhile.
+                    while Instant::now() < until && c.shutdown_by.is_none() && deadline.is_none() {
+                        let left = until.saturating_duration_since(Instant::now());
+                        c = shared
+                            .changed
+                            .wait_timeout(c, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                }
+            }
+        }
+    }
+
+    fn give_up(&mut self, captured: u64, at_shutdown: bool, err: Option<SendError>) {
+        if let Some(err) = &err {
+            self.warn_once(err);
+        }
+        let c = self.shared.lock();
+        if c.abandoned {
+            return;
+        }
+        let counter = if at_shutdown {
+            &self.counters.dropped_shutdown
+        } else {
+            &self.counters.dropped_failed
+        };
+        Counters::add(counter, captured);
+    }
+
+    /// One warning per failure streak: a host offline for a day logs one line, not 17,000.
+    fn warn_once(&mut self, err: &SendError) {
+        if !self.failing {
+            self.failing = true;
+            log::warn!(
+                "telemetry: delivery to {} failed ({}); retrying quietly until it works again",
+                self.setup.endpoint_label,
+                err.message
+            );
+        }
+    }
+}
+
+/// Exponential backoff from `base` with full jitter: a random delay in [d/2, d].
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let d = base.saturating_mul(1u32 << attempt.min(16));
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    let frac = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
+    d.mul_f64(0.5 + 0.5 * frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_jitter_bounds() {
+        let base = Duration::from_millis(200);
+        for attempt in 0..4 {
+            let full = base * (1 << attempt);
+            let d = backoff(base, attempt);
+            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
+        }
+    }
+}
