@@ -156,12 +156,18 @@ impl Profile {
             Profile::Chroma => vec![switch("ANONYMIZED_TELEMETRY", Polarity::TrueEnables)],
             Profile::Qdrant => vec![switch("QDRANT__TELEMETRY_DISABLED", Polarity::TrueDisables)],
             Profile::Evidently => {
-                vec![switch("EVIDENTLY_DISABLE_TELEMETRY", Polarity::TrueDisables)]
+                vec![switch(
+                    "EVIDENTLY_DISABLE_TELEMETRY",
+                    Polarity::TrueDisables,
+                )]
             }
             Profile::Generic(g) => {
                 let prefix = env_prefix(&g.name);
                 vec![
-                    switch(&format!("{prefix}_TELEMETRY_DISABLED"), Polarity::TrueDisables),
+                    switch(
+                        &format!("{prefix}_TELEMETRY_DISABLED"),
+                        Polarity::TrueDisables,
+                    ),
                     switch(&format!("{prefix}_TELEMETRY"), Polarity::TrueEnables),
                 ]
             }
@@ -337,10 +343,7 @@ mod tests {
     #[test]
     fn names_parse_and_bad_ones_are_refused() {
         assert_eq!("Chroma".parse::<Profile>().unwrap(), Profile::Chroma);
-        assert_eq!(
-            "generic:acme".parse::<Profile>().unwrap().name(),
-            "acme"
-        );
+        assert_eq!("generic:acme".parse::<Profile>().unwrap().name(), "acme");
         assert!("../etc".parse::<Profile>().is_err());
         assert!("".parse::<Profile>().is_err());
     }
