@@ -1,0 +1,223 @@
+//! The Rust API end to end with the memory sink: what leaves the process and how it is
+//! counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use telemetry_core::env::MapEnvironment;
+use telemetry_core::profile::Profile;
+use telemetry_core::sink::{MemorySink, SinkConfig};
+use telemetry_core::{Client, ClientConfig, Event};
+
+fn chroma_client(home: &std::path::Path, memory: &MemorySink) -> Client {
+    Client::builder("chromadb", "1.3.0")
+        .profile(Profile::Chroma)
+        .environment(MapEnvironment::new().with("HOME", home))
+        .working_dir(home)
+        .sink(SinkConfig::Memory(memory.clone()))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = chroma_client(home.path(), &memory);
+    let id_file = home.path().join(".cache/chroma/telemetry_user_id");
+    assert!(client.is_enabled());
+    assert!(!id_file.exists(), "the id must not exist before the first capture");
+
+    client.capture(
+        Event::new("collection_query")
+            .safe("embedding_function", "default")
+            .property("collection_name", "my_collection")
+            .property("n_results", 123_456)
+            .text("error", "failed for alice@example.com at /home/alice/app.py"),
+    );
+    assert!(client.flush(Duration::from_secs(5)));
+    let events = memory.events();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    let stored_id = std::fs::read_to_string(&id_file).unwrap();
+    assert_eq!(e["distinct_id"], stored_id.trim());
+    assert_eq!(e["event"], "collection_query");
+    assert!(uuid::Uuid::parse_str(e["uuid"].as_str().unwrap()).is_ok());
+    let ts = e["timestamp"].as_str().unwrap();
+    assert!(ts.ends_with('Z') && !ts.contains('.'), "timestamp {ts} not truncated");
+
+    let p = &e["properties"];
+    assert_eq!(p["embedding_function"], "default");
+    let hashed = p["collection_name"].as_str().unwrap();
+    assert_eq!(hashed.len(), 16);
+    assert!(hashed.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(hashed, "my_collection");
+    assert_eq!(p["n_results"], 123_000);
+    let error = p["error"].as_str().unwrap();
+    assert!(!error.contains("alice"), "{error}");
+    assert_eq!(p["$lib"], "telemetry-core");
+    assert_eq!(p["$process_person_profile"], false);
+    assert_eq!(p["$geoip_disable"], true);
+    assert_eq!(p["$ip"], Value::Null);
+    assert_eq!(p["product"], "chromadb");
+    assert_eq!(p["product_version"], "1.3.0");
+    assert_eq!(p["runtime"], "rust");
+    assert_eq!(p["os"], std::env::consts::OS);
+
+    // The same install hashes the same name the same way (distinct counts work).
+    client.capture(Event::new("q").property("collection_name", "my_collection"));
+    client.flush(Duration::from_secs(5));
+    assert_eq!(memory.events()[1]["properties"]["collection_name"], hashed);
+    let stats = client.shutdown(Duration::from_secs(1));
+    assert_eq!((stats.captured, stats.sent, stats.queued), (2, 2, 0));
+}
+
+#[test]
+fn concurrent_batched_captures_add_up_exactly() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = Arc::new(chroma_client(home.path(), &memory));
+    let threads = 8;
+    let per_thread = 5_000;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    let key = format!("add:{}", i % 3);
+                    client.capture(
+                        Event::new("collection_add")
+                            .exact("add_amount", 2)
+                            .safe("thread", t)
+                            .batched(key, 100, &["add_amount"]),
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let stats = client.shutdown(Duration::from_secs(5));
+    let total = (threads * per_thread) as u64;
+    assert_eq!(stats.captured, total);
+    assert_eq!(stats.sent, total, "{stats:?}");
+    let events = memory.events();
+    let batch_sizes: u64 = events
+        .iter()
+        .map(|e| e["properties"]["batch_size"].as_u64().unwrap())
+        .sum();
+    let amounts: u64 = events
+        .iter()
+        .map(|e| e["properties"]["add_amount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(batch_sizes, total);
+    assert_eq!(amounts, 2 * total);
+    assert_eq!(stats.merged, total - events.len() as u64);
+    assert!(events.len() < 1000, "batching merged nothing: {}", events.len());
+    assert!(memory.batches().iter().all(|b| b.len() <= 100));
+}
+
+#[test]
+fn telemetry_debug_replaces_the_configured_sink() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = Client::builder("app", "1")
+        .environment(
+            MapEnvironment::new()
+                .with("HOME", home.path())
+                .with("TELEMETRY_DEBUG", "1"),
+        )
+        .working_dir(home.path())
+        .sink(SinkConfig::Memory(memory.clone()))
+        .build()
+        .unwrap();
+    client.capture(Event::new("x"));
+    let stats = client.shutdown(Duration::from_secs(1));
+    assert_eq!(stats.sent, 1);
+    assert!(memory.events().is_empty());
+}
+
+#[test]
+fn captures_after_shutdown_are_counted_as_dropped_and_shutdown_is_idempotent() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = chroma_client(home.path(), &memory);
+    client.capture(Event::new("a"));
+    let first = client.shutdown(Duration::from_secs(1));
+    assert_eq!(first.sent, 1);
+    client.capture(Event::new("b"));
+    let again = client.shutdown(Duration::from_secs(1));
+    assert_eq!(again.captured, 2);
+    assert_eq!(again.dropped_shutdown, 1);
+    assert_eq!(again.sent + again.dropped_shutdown + again.queued, again.captured);
+    assert_eq!(memory.events().len(), 1);
+}
+
+#[test]
+fn partial_batches_go_out_at_the_flush_interval() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = Client::builder("app", "1")
+        .environment(MapEnvironment::new().with("HOME", home.path()))
+        .working_dir(home.path())
+        .sink(SinkConfig::Memory(memory.clone()))
+        .flush_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        client.capture(Event::new("add").batched("k", 1000, &[]));
+    }
+    let start = Instant::now();
+    while memory.events().len() < 2 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let events = memory.events();
+    assert_eq!(events.len(), 2, "first at once, then the partial merge of two");
+    assert_eq!(events[1]["properties"]["batch_size"], 2);
+}
+
+#[test]
+fn bad_configurations_are_clear_errors_at_build_time() {
+    let err = |json: &str| {
+        ClientConfig::from_json(json)
+            .and_then(|c| c.into_builder())
+            .and_then(|b| b.build())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(r#"{"product": "a", "endpoint": "http://telemetry.example.com", "api_key": "k"}"#)
+        .contains("plain HTTP"));
+    assert!(err(r#"{"product": "a", "endpoint": "https://x.example.com"}"#).contains("api_key"));
+    assert!(err(r#"{"product": "a", "sink": "carrier-pigeon"}"#).contains("unknown sink"));
+    assert!(err(r#"{"product": "a", "sink": "memory", "colour": 1}"#).contains("colour"));
+    assert!(err(r#"{"product": "a", "sink": "memory", "profile": "../x"}"#).contains("profile"));
+    assert!(err(r#"{"product": ""#).contains("invalid config JSON"));
+    assert!(err(r#"{"product": "", "sink": "memory"}"#).contains("empty"));
+}
+
+#[test]
+fn a_fixed_identity_from_config_makes_payloads_reproducible() {
+    let cfg = r#"{"product": "app", "version": "1", "sink": "memory", "environment": {},
+        "install_id": "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60",
+        "secret_hex": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}"#;
+    let client = ClientConfig::from_json(cfg)
+        .unwrap()
+        .into_builder()
+        .unwrap()
+        .build()
+        .unwrap();
+    client.capture(Event::new("x").hashed("name", "my_collection"));
+    client.shutdown(Duration::from_secs(1));
+    let events = client.memory().unwrap().events();
+    assert_eq!(events[0]["distinct_id"], "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60");
+    let anonymizer = telemetry_core::anonymize::Anonymizer::new(
+        std::array::from_fn(|i| i as u8),
+        3,
+    );
+    assert_eq!(
+        events[0]["properties"]["name"],
+        anonymizer.hash("my_collection")
+    );
+}
