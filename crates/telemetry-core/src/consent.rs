@@ -188,16 +188,24 @@ impl fmt::Display for Decision {
             "telemetry is {}",
             if self.enabled { "on" } else { "off" }
         )?;
-        if let Some(by) = &self.decided_by {
-            write!(f, ": decided by {} {}", by.kind, by.name)?;
-            if let Some(value) = &by.value {
-                write!(f, " = {value:?}")?;
+        match &self.decided_by {
+            // The default's value is the verdict itself; repeating it says nothing.
+            Some(by) if by.kind == SourceKind::Default => {
+                write!(f, ": decided by the default for {}", by.name)?
             }
+            Some(by) => {
+                write!(f, ": decided by {} {}", by.kind, by.name)?;
+                if let Some(value) = &by.value {
+                    write!(f, " = {value:?}")?;
+                }
+            }
+            None => {}
         }
         for source in &self.sources {
             write!(f, "\n  {:<12} {}", source.kind.as_str(), source.name)?;
-            if let Some(value) = &source.value {
-                write!(f, " = {value:?}")?;
+            match &source.value {
+                Some(value) if source.kind != SourceKind::Default => write!(f, " = {value:?}")?,
+                _ => {}
             }
             write!(f, ": {}", source.says)?;
         }
