@@ -403,8 +403,10 @@ impl Anonymizer {
                 .chars()
                 .next_back()
                 .is_none_or(|c| !is_path_char(c) && c != '/' && c != '\\');
-            // `/home/al` is not the home of `/home/alice`.
+            // `/home/al` is not the home of `/home/alice`; a full stop after the home ends
+            // the sentence.
             let ends_component = text[after_home..]
+                .trim_start_matches('.')
                 .chars()
                 .next()
                 .is_none_or(|c| !is_path_char(c));
@@ -843,4 +845,205 @@ pub fn anonymize_json(
     Anonymizer::new(secret, precision)
         .with_local_names(local_names)
         .value(kind, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::env::MapEnvironment;
+
+    fn alice() -> Anonymizer {
+        Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: Some("/home/alice".into()),
+            user: Some("alice".into()),
+            host: Some("alice-laptop.example.com".into()),
+        })
+    }
+
+    #[test]
+    fn detect_reads_the_injected_environment() {
+        let env = MapEnvironment::new()
+            .with("HOME", "/Users/Ada Lovelace/")
+            .with("USER", "")
+            .with("LOGNAME", "ada");
+        let names = LocalNames::detect(&env);
+        assert_eq!(names.home.as_deref(), Some("/Users/Ada Lovelace"));
+        assert_eq!(names.user.as_deref(), Some("ada"));
+
+        let bare = LocalNames::detect(&MapEnvironment::new().with("HOME", "/"));
+        assert_eq!((bare.home, bare.user), (None, None));
+    }
+
+    #[test]
+    fn a_detected_home_with_spaces_is_scrubbed_whole() {
+        let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: Some("/Users/Ada Lovelace".into()),
+            ..LocalNames::default()
+        });
+        assert_eq!(
+            a.scrub_text("in /Users/Ada Lovelace/src/x.py and /Users/Ada Lovelace."),
+            "in x.py and ~."
+        );
+    }
+
+    #[test]
+    fn a_directory_that_merely_starts_with_the_home_is_not_the_home() {
+        let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: Some("/srv/ada".into()),
+            ..LocalNames::default()
+        });
+        assert_eq!(a.scrub_text("/srv/adam and /srv/ada"), "adam and ~");
+        assert_eq!(a.scrub_text("/srv/ada.bak/y.txt"), "y.txt");
+    }
+
+    #[test]
+    fn placeholders_are_never_scrubbed_again() {
+        let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: None,
+            user: Some("host".into()),
+            host: Some("url".into()),
+        });
+        assert_eq!(
+            a.scrub_text("host on url fetched https://x.io for a@b.io"),
+            "<user> on <host> fetched <url> for <email>"
+        );
+    }
+
+    #[test]
+    fn fully_qualified_host_names_are_scrubbed_with_their_first_label() {
+        assert_eq!(
+            alice().scrub_text("alice-laptop.example.com aka alice-laptop, user alice"),
+            "<host> aka <host>, user <user>"
+        );
+    }
+
+    #[test]
+    fn root_and_localhost_identify_nobody_and_stay() {
+        let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: Some("/root".into()),
+            user: Some("root".into()),
+            host: Some("localhost".into()),
+        });
+        assert_eq!(
+            a.scrub_text("root cause: localhost refused, see /root/log.txt"),
+            "root cause: localhost refused, see log.txt"
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_at_64_kib_on_a_char_boundary() {
+        // 'é' is two bytes, so the limit falls inside a character.
+        let long = format!("x{}", "é".repeat(MAX_TEXT_BYTES));
+        let out = alice().scrub_text(&long);
+        let kept = out
+            .strip_suffix(TRUNCATION_MARKER)
+            .expect("marked as truncated");
+        assert_eq!(kept.len(), MAX_TEXT_BYTES - 1);
+
+        // A word cut in half is dropped rather than left half-scrubbed.
+        let mut text = "a ".repeat(MAX_TEXT_BYTES / 2 - 4);
+        text.push_str("alice@example.com");
+        let out = alice().scrub_text(&text);
+        assert!(out.ends_with(&format!(" a{TRUNCATION_MARKER}")));
+        assert!(!out.contains("alice"));
+
+        let short = "a".repeat(MAX_TEXT_BYTES);
+        assert_eq!(alice().scrub_text(&short), short);
+    }
+
+    #[test]
+    fn adversarial_text_is_scrubbed_in_bounded_time() {
+        for unit in ["1:", "a::", "1.", "/a", "a@", "C:\\", "http://", "alice "] {
+            let text = unit.repeat(MAX_TEXT_BYTES / unit.len() + 10);
+            let started = std::time::Instant::now();
+            let out = alice().scrub_text(&text);
+            assert!(out.ends_with(TRUNCATION_MARKER));
+            // Generous: linear work on 64 KiB takes milliseconds even unoptimized.
+            assert!(started.elapsed() < Duration::from_secs(10), "{unit}");
+        }
+    }
+
+    #[test]
+    fn hash_is_keyed() {
+        let a = Anonymizer::new([1; 32], 3);
+        let b = Anonymizer::new([2; 32], 3);
+        assert_eq!(a.hash("my_collection"), a.clone().hash("my_collection"));
+        assert_ne!(a.hash("my_collection"), b.hash("my_collection"));
+        assert!(a
+            .hash("")
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let shown = format!("{:?}", Anonymizer::new([0xab; 32], 3));
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("171"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn precision_zero_is_taken_as_one() {
+        let a = Anonymizer::new([1; 32], 0);
+        assert_eq!(a.precision(), 1);
+        assert_eq!(a.value(None, json!(987)), Some(json!(900)));
+        assert_eq!(round_u64(987, 0), 900);
+    }
+
+    #[test]
+    fn integers_round_without_floats() {
+        assert_eq!(round_u64(u64::MAX, 19), 18_446_744_073_709_551_610);
+        assert_eq!(round_u64(u64::MAX, 20), u64::MAX);
+        assert_eq!(round_i64(i64::MIN, 19), i64::MIN);
+        assert_eq!(round_i64(i64::MIN, 1), -9_000_000_000_000_000_000);
+        assert_eq!(round_i64(i64::MAX, 2), 9_200_000_000_000_000_000);
+    }
+
+    #[test]
+    fn non_finite_floats_become_null_and_signed_zero_stays() {
+        assert_eq!(round_f64(f64::NAN, 3), Value::Null);
+        assert_eq!(round_f64(f64::INFINITY, 3), Value::Null);
+        assert_eq!(round_f64(f64::NEG_INFINITY, 3), Value::Null);
+        assert_eq!(round_f64(-0.0, 3).to_string(), "-0.0");
+        assert_eq!(round_f64(f64::MAX, 3), json!(1.79e308));
+        assert_eq!(round_f64(5e-324, 3), json!(5e-324));
+    }
+
+    #[test]
+    fn timestamps_are_cut_to_the_second_and_clamped() {
+        let at = UNIX_EPOCH + Duration::new(1_795_425_292, 999_999_999);
+        assert_eq!(timestamp(at), "2026-11-23T09:14:52Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            timestamp(UNIX_EPOCH - Duration::from_secs(86_400)),
+            "1970-01-01T00:00:00Z"
+        );
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(timestamp(far), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn kinds_parse_and_serialize_by_their_snake_case_names() {
+        for kind in ["safe", "hashed", "exact", "number", "text", "dropped"] {
+            let parsed: PropertyKind = kind.parse().unwrap();
+            assert_eq!(parsed.to_string(), kind);
+            assert_eq!(serde_json::to_value(parsed).unwrap(), json!(kind));
+        }
+        assert!("Safe".parse::<PropertyKind>().is_err());
+    }
+
+    #[test]
+    fn hex_secrets_must_be_64_hex_characters() {
+        let hex = "00".repeat(31) + "fF";
+        assert_eq!(from_hex_secret(&hex).unwrap()[31], 0xff);
+        assert!(from_hex_secret("00").is_err());
+        assert!(from_hex_secret(&"zz".repeat(32)).is_err());
+        assert!(from_hex_secret(&"é".repeat(32)).is_err());
+    }
 }
