@@ -131,7 +131,11 @@ fn main() {
 
     // Consent resolution with a .env file to read, as Chroma hosts have.
     let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join(".env"), "ANONYMIZED_TELEMETRY=True\nOTHER=1\n").unwrap();
+    std::fs::write(
+        work.path().join(".env"),
+        "ANONYMIZED_TELEMETRY=True\nOTHER=1\n",
+    )
+    .unwrap();
     let inputs = ConsentInputs {
         working_dir: Some(work.path().to_path_buf()),
         config_dir: Some(work.path().to_path_buf()),
@@ -214,7 +218,11 @@ fn main() {
     let hash_ns = median_of(|| {
         let start = Instant::now();
         for i in 0..50_000u32 {
-            black_box(anonymizer.hash(black_box(if i % 2 == 0 { "my_collection" } else { "docs" })));
+            black_box(anonymizer.hash(black_box(if i % 2 == 0 {
+                "my_collection"
+            } else {
+                "docs"
+            })));
         }
         start.elapsed().as_nanos() as f64 / 50_000.0
     });

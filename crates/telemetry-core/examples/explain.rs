@@ -15,7 +15,13 @@ fn main() {
     let home = tempfile::tempdir().expect("temporary HOME");
     let base = || MapEnvironment::new().with("HOME", home.path());
     let scenarios: Vec<(&str, Profile, MapEnvironment, Vec<&str>, RunMode)> = vec![
-        ("chroma, nothing set", Profile::Chroma, base(), vec![], RunMode::Library),
+        (
+            "chroma, nothing set",
+            Profile::Chroma,
+            base(),
+            vec![],
+            RunMode::Library,
+        ),
         (
             "chroma, ANONYMIZED_TELEMETRY=False",
             Profile::Chroma,
@@ -46,8 +52,20 @@ fn main() {
             vec!["qdrant", "--disable-telemetry"],
             RunMode::Library,
         ),
-        ("evidently used as a library", Profile::Evidently, base(), vec![], RunMode::Library),
-        ("evidently run as a CLI", Profile::Evidently, base(), vec![], RunMode::Cli),
+        (
+            "evidently used as a library",
+            Profile::Evidently,
+            base(),
+            vec![],
+            RunMode::Library,
+        ),
+        (
+            "evidently run as a CLI",
+            Profile::Evidently,
+            base(),
+            vec![],
+            RunMode::Cli,
+        ),
     ];
     let work = tempfile::tempdir().expect("temporary working dir");
     for (title, profile, env, args, mode) in scenarios {
@@ -95,5 +113,8 @@ fn main() {
     );
     let stats = client.shutdown(Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(50));
-    println!("\nstats: {}", serde_json::to_string(&stats).unwrap_or_default());
+    println!(
+        "\nstats: {}",
+        serde_json::to_string(&stats).unwrap_or_default()
+    );
 }

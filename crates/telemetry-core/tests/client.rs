@@ -11,13 +11,15 @@ use telemetry_core::sink::{MemorySink, SinkConfig};
 use telemetry_core::{Client, ClientConfig, Event};
 
 fn chroma_client(home: &std::path::Path, memory: &MemorySink) -> Client {
+    chroma_builder(home, memory).build().unwrap()
+}
+
+fn chroma_builder(home: &std::path::Path, memory: &MemorySink) -> telemetry_core::ClientBuilder {
     Client::builder("chromadb", "1.3.0")
         .profile(Profile::Chroma)
         .environment(MapEnvironment::new().with("HOME", home))
         .working_dir(home)
         .sink(SinkConfig::Memory(memory.clone()))
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -27,14 +29,20 @@ fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
     let client = chroma_client(home.path(), &memory);
     let id_file = home.path().join(".cache/chroma/telemetry_user_id");
     assert!(client.is_enabled());
-    assert!(!id_file.exists(), "the id must not exist before the first capture");
+    assert!(
+        !id_file.exists(),
+        "the id must not exist before the first capture"
+    );
 
     client.capture(
         Event::new("collection_query")
             .safe("embedding_function", "default")
             .property("collection_name", "my_collection")
             .property("n_results", 123_456)
-            .text("error", "failed for alice@example.com at /home/alice/app.py"),
+            .text(
+                "error",
+                "failed for alice@example.com at /home/alice/app.py",
+            ),
     );
     assert!(client.flush(Duration::from_secs(5)));
     let events = memory.events();
@@ -45,7 +53,10 @@ fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
     assert_eq!(e["event"], "collection_query");
     assert!(uuid::Uuid::parse_str(e["uuid"].as_str().unwrap()).is_ok());
     let ts = e["timestamp"].as_str().unwrap();
-    assert!(ts.ends_with('Z') && !ts.contains('.'), "timestamp {ts} not truncated");
+    assert!(
+        ts.ends_with('Z') && !ts.contains('.'),
+        "timestamp {ts} not truncated"
+    );
 
     let p = &e["properties"];
     assert_eq!(p["embedding_function"], "default");
@@ -77,9 +88,15 @@ fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
 fn concurrent_batched_captures_add_up_exactly() {
     let home = tempfile::tempdir().unwrap();
     let memory = MemorySink::new();
-    let client = Arc::new(chroma_client(home.path(), &memory));
     let threads = 8;
     let per_thread = 5_000;
+    // A queue that holds the whole burst: this test is about exact sums, not overload.
+    let client = Arc::new(
+        chroma_builder(home.path(), &memory)
+            .queue_capacity(threads * per_thread)
+            .build()
+            .unwrap(),
+    );
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let client = client.clone();
@@ -115,8 +132,42 @@ fn concurrent_batched_captures_add_up_exactly() {
     assert_eq!(batch_sizes, total);
     assert_eq!(amounts, 2 * total);
     assert_eq!(stats.merged, total - events.len() as u64);
-    assert!(events.len() < 1000, "batching merged nothing: {}", events.len());
+    assert!(
+        events.len() < 1000,
+        "batching merged nothing: {}",
+        events.len()
+    );
     assert!(memory.batches().iter().all(|b| b.len() <= 100));
+}
+
+#[test]
+fn a_full_queue_drops_new_events_and_counts_them() {
+    let home = tempfile::tempdir().unwrap();
+    let memory = MemorySink::new();
+    let client = Arc::new(
+        chroma_builder(home.path(), &memory)
+            .queue_capacity(10)
+            .build()
+            .unwrap(),
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_000 {
+                    client.capture(Event::new("burst").property("i", i));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let stats = client.shutdown(Duration::from_secs(5));
+    assert_eq!(stats.captured, 8_000);
+    assert!(stats.dropped_queue_full > 0, "{stats:?}");
+    assert_eq!(stats.sent + stats.dropped_queue_full, 8_000, "{stats:?}");
+    assert_eq!(memory.events().len() as u64, stats.sent);
 }
 
 #[test]
@@ -151,7 +202,10 @@ fn captures_after_shutdown_are_counted_as_dropped_and_shutdown_is_idempotent() {
     let again = client.shutdown(Duration::from_secs(1));
     assert_eq!(again.captured, 2);
     assert_eq!(again.dropped_shutdown, 1);
-    assert_eq!(again.sent + again.dropped_shutdown + again.queued, again.captured);
+    assert_eq!(
+        again.sent + again.dropped_shutdown + again.queued,
+        again.captured
+    );
     assert_eq!(memory.events().len(), 1);
 }
 
@@ -174,7 +228,11 @@ fn partial_batches_go_out_at_the_flush_interval() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let events = memory.events();
-    assert_eq!(events.len(), 2, "first at once, then the partial merge of two");
+    assert_eq!(
+        events.len(),
+        2,
+        "first at once, then the partial merge of two"
+    );
     assert_eq!(events[1]["properties"]["batch_size"], 2);
 }
 
@@ -187,8 +245,10 @@ fn bad_configurations_are_clear_errors_at_build_time() {
             .unwrap_err()
             .to_string()
     };
-    assert!(err(r#"{"product": "a", "endpoint": "http://telemetry.example.com", "api_key": "k"}"#)
-        .contains("plain HTTP"));
+    assert!(
+        err(r#"{"product": "a", "endpoint": "http://telemetry.example.com", "api_key": "k"}"#)
+            .contains("plain HTTP")
+    );
     assert!(err(r#"{"product": "a", "endpoint": "https://x.example.com"}"#).contains("api_key"));
     assert!(err(r#"{"product": "a", "sink": "carrier-pigeon"}"#).contains("unknown sink"));
     assert!(err(r#"{"product": "a", "sink": "memory", "colour": 1}"#).contains("colour"));
@@ -211,11 +271,12 @@ fn a_fixed_identity_from_config_makes_payloads_reproducible() {
     client.capture(Event::new("x").hashed("name", "my_collection"));
     client.shutdown(Duration::from_secs(1));
     let events = client.memory().unwrap().events();
-    assert_eq!(events[0]["distinct_id"], "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60");
-    let anonymizer = telemetry_core::anonymize::Anonymizer::new(
-        std::array::from_fn(|i| i as u8),
-        3,
+    assert_eq!(
+        events[0]["distinct_id"],
+        "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60"
     );
+    let anonymizer =
+        telemetry_core::anonymize::Anonymizer::new(std::array::from_fn(|i| i as u8), 3);
     assert_eq!(
         events[0]["properties"]["name"],
         anonymizer.hash("my_collection")

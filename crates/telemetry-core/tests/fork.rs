@@ -51,7 +51,10 @@ fn a_forked_child_starts_its_own_worker_and_the_parent_loses_nothing() {
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed"
+    );
 
     let stats = client.shutdown(Duration::from_secs(5));
     let names: Vec<String> = memory

@@ -59,9 +59,19 @@ fn opted_out_clients_create_no_thread_no_file_and_no_connection() {
         assert!(client.flush(Duration::from_millis(100)));
         let stats = client.shutdown(Duration::from_millis(100));
         assert_eq!(stats.captured, 0);
-        assert_eq!(thread_count(), threads_before, "{profile}: a thread was started");
-        assert!(files_under(home.path()).is_empty(), "{profile}: wrote into HOME");
-        assert!(files_under(work.path()).is_empty(), "{profile}: wrote into the working dir");
+        assert_eq!(
+            thread_count(),
+            threads_before,
+            "{profile}: a thread was started"
+        );
+        assert!(
+            files_under(home.path()).is_empty(),
+            "{profile}: wrote into HOME"
+        );
+        assert!(
+            files_under(work.path()).is_empty(),
+            "{profile}: wrote into the working dir"
+        );
         drop(client);
     }
     assert!(
