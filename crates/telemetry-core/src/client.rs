@@ -463,7 +463,7 @@ impl ClientConfig {
         }
         match (self.install_id, self.secret_hex) {
             (Some(id), Some(hex)) => {
-                let secret = secret_from_hex(&hex).map_err(ConfigError)?;
+                let secret = crate::anonymize::from_hex_secret(&hex).map_err(ConfigError)?;
                 b = b.identity(Identity::from_parts(id, secret));
             }
             (None, None) => {}
@@ -477,20 +477,6 @@ impl ClientConfig {
         }
         Ok(b)
     }
-}
-
-/// 64 hex characters -> the 32-byte hashing secret.
-fn secret_from_hex(hex: &str) -> Result<[u8; 32], String> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err("secret_hex must be 64 hex characters".into());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "secret_hex must be 64 hex characters".to_string())?;
-    }
-    Ok(out)
 }
 
 /// Bumped in the child after every `fork()`: a pipeline from another generation belongs
