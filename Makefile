@@ -1,40 +1,52 @@
 # telemetry-core — run `make help` for the targets.
 # One cargo target dir for every crate and language, so `make test` builds the workspace once.
+# Each language adds its own deps/test/bench/demo steps in mk/<language>.mk.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
-DEMO_DIR := $(CURDIR)/.demo
+ROOT := $(CURDIR)
+
+# Filled by mk/*.mk: what `make deps`, `make test` and `make bench` run beyond Rust.
+DEPS_TARGETS := deps-rust
+TEST_TARGETS := test-rust
+BENCH_TARGETS := bench-core
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build demo test test-rust lint bench clean
+.PHONY: help deps deps-rust build demo test test-rust lint bench bench-core clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-deps: ## Check the toolchains every target needs (installs nothing by hand)
+include $(sort $(wildcard mk/*.mk))
+
+deps: $(DEPS_TARGETS) ## Install/check everything the targets need (idempotent)
+
+deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null || { echo "clippy missing: rustup component add clippy"; exit 1; }
 
-build: deps ## Build the whole workspace (debug), once
+build: deps-rust ## Build the whole Rust workspace (debug), once
 	$(CARGO) build --workspace --all-targets
 
-demo: build ## The main job: decisions explained, then real delivery to the local collector
-	$(CARGO) run -q -p telemetry-core --example explain
+demo: build ## The main job, local only: decisions explained, events delivered to the local collector
+	bash scripts/demo.sh
 
-lint: deps ## cargo fmt --check and clippy -D warnings
+lint: deps-rust ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test-rust: build ## Rust tests (unit, vectors, end to end)
+test-rust: build ## Rust tests: unit, shared vectors, end to end against the collector
 	$(CARGO) test --workspace
 
-test: lint test-rust ## Every test of every language
-	@echo "make test: all suites passed"
+test: deps lint $(TEST_TARGETS) ## Every test of every language
+	@echo "make test: every suite passed ($(TEST_TARGETS))"
 
-bench: deps ## Benchmarks, each figure beside its floor measured in the same run
+bench: deps $(BENCH_TARGETS) ## Benchmarks, each figure beside its floor measured in the same run
+
+bench-core:
 	$(CARGO) bench -p telemetry-core --bench capture
 
 clean: ## Remove build outputs
-	rm -rf $(CARGO_TARGET_DIR) $(DEMO_DIR)
+	rm -rf $(CARGO_TARGET_DIR) .demo .venv
