@@ -558,17 +558,27 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
 
 /// An absolute path after a character that may precede one. The path alternatives: below
 /// `~`, Unix, a Windows drive (either separator), a UNC share.
+///
+/// A directory may contain single spaces (`C:\Program Files\`, `Application Support/`)
+/// because a separator follows it; the last component may not, or the sentence after a
+/// path would be taken for part of its file name.
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
-    let c = PATH_CHAR;
+    let (c, dir) = (PATH_CHAR, path_dir());
     Regex::new(&format!(
-        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{c}*)+|/{c}+(?:/{c}*)*|[A-Za-z]:[\\/]{c}*(?:[\\/]{c}*)*|\\\\{c}+(?:\\{c}*)*)"#
+        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|(?:/{dir})*/{c}+/?|[A-Za-z]:(?:[\\/]{dir})*[\\/]{c}*|\\\\(?:{dir}\\)*{c}+)"#
     ))
     .expect("path pattern compiles")
 });
 
+/// A directory name: path characters with single spaces inside.
+fn path_dir() -> String {
+    format!("{PATH_CHAR}+(?: {PATH_CHAR}+)*")
+}
+
 /// The rest of a path after the home directory.
 static PATH_TAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"^(?:[/\\]{PATH_CHAR}*)*")).expect("path tail pattern compiles")
+    let (c, dir) = (PATH_CHAR, path_dir());
+    Regex::new(&format!(r"^(?:[/\\]{dir})*(?:[/\\]{c}*)?")).expect("path tail pattern compiles")
 });
 
 fn collect_ipv6(text: &str, spans: &mut Spans) {
@@ -957,7 +967,9 @@ mod tests {
 
     #[test]
     fn adversarial_text_is_scrubbed_in_bounded_time() {
-        for unit in ["1:", "a::", "1.", "/a", "a@", "C:\\", "http://", "alice "] {
+        for unit in [
+            "1:", "a::", "1.", "/a", "/a b", "a@", "C:\\", "http://", "alice ",
+        ] {
             let text = unit.repeat(MAX_TEXT_BYTES / unit.len() + 10);
             let started = std::time::Instant::now();
             let out = alice().scrub_text(&text);
