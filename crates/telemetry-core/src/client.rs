@@ -33,6 +33,7 @@ use crate::context::{self, ClientContext};
 use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
 use crate::event::Event;
 use crate::identity::Identity;
+use crate::payload::PayloadBuilder;
 use crate::profile::Profile;
 use crate::sink::{DebugSink, FileSink, MemorySink, Sink, SinkConfig};
 use crate::stats::{Counters, Stats};
@@ -569,6 +570,22 @@ impl Client {
     /// The memory sink's contents, when the client was built with one.
     pub fn memory(&self) -> Option<&MemorySink> {
         self.memory.as_ref()
+    }
+
+    /// Exactly what would be sent for `event` (anonymized, with context), built on this
+    /// thread and sent nowhere, whatever the consent decision. Uses the install's stored
+    /// identity when there is one, and creates none.
+    pub fn preview(&self, event: Event) -> Value {
+        let setup = &self.setup;
+        let identity = setup
+            .identity
+            .clone()
+            .or_else(|| crate::identity::load_existing(&setup.profile, &*setup.env))
+            .unwrap_or_else(Identity::ephemeral);
+        let builder = PayloadBuilder::new(&identity, &setup.profile, &*setup.env, &setup.context);
+        // A fresh batcher emits the event as its first of a key: with `batch_size` set.
+        let out = crate::batch::Batcher::default().offer(event);
+        out.map(|o| builder.build(o.event)).unwrap_or(Value::Null)
     }
 
     /// Queues an event; returns at once. Opted out, it does nothing at all; with the queue

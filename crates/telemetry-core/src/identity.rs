@@ -121,15 +121,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn parse_secret(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut secret = [0u8; 32];
-    for (i, byte) in secret.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(secret)
+    crate::anonymize::from_hex_secret(text).ok()
 }
 
 fn parse_id(text: &str) -> Option<Uuid> {
@@ -260,6 +252,23 @@ pub fn peek(profile: &Profile, env: &dyn Environment) -> Option<Uuid> {
         Bounded::Content(content) => parse_id(&String::from_utf8_lossy(&content)),
         Bounded::Missing | Bounded::Problem(_) => None,
     }
+}
+
+/// The stored identity (id and secret) when both files exist and are valid; never creates
+/// anything. `telemetry preview` uses it to show the hashes this install really sends.
+pub fn load_existing(profile: &Profile, env: &dyn Environment) -> Option<Identity> {
+    let IdLocation::Files { id, secret } = profile.id_location(env) else {
+        return None;
+    };
+    let read = |path: &Path| match read_bounded(path, MAX_FILE_BYTES) {
+        Bounded::Content(content) => Some(String::from_utf8_lossy(&content).into_owned()),
+        Bounded::Missing | Bounded::Problem(_) => None,
+    };
+    Some(Identity {
+        install_id: parse_id(&read(&id)?)?,
+        secret: parse_secret(&read(&secret)?)?,
+        stored_at: Some(id),
+    })
 }
 
 /// Deletes the stored id and secret; true when something was deleted. Profiles that

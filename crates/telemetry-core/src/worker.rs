@@ -4,19 +4,18 @@
 //! with retries, and keeps the counters exact. It is started by the first enabled capture
 //! and stops on shutdown within a deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::anonymize::{self, Anonymizer, LocalNames};
 use crate::batch::{Batcher, Outgoing};
-use crate::context::{ClientContext, CORE_VERSION};
+use crate::context::ClientContext;
 use crate::env::Environment;
 use crate::event::Event;
 use crate::identity::{self, Identity};
+use crate::payload::PayloadBuilder;
 use crate::profile::Profile;
 use crate::sink::{SendError, Sink};
 use crate::stats::Counters;
@@ -90,11 +89,9 @@ pub(crate) struct Worker {
     batcher: Batcher,
     ready: Vec<Ready>,
     ready_bytes: usize,
-    anonymizer: Option<(Anonymizer, String)>,
-    context: Map<String, Value>,
+    payload: Option<PayloadBuilder>,
     sink: Option<Box<dyn Sink>>,
     failing: bool,
-    warned_identity: AtomicBool,
 }
 
 impl Worker {
@@ -112,11 +109,9 @@ impl Worker {
             batcher: Batcher::default(),
             ready: Vec::new(),
             ready_bytes: 0,
-            anonymizer: None,
-            context: Map::new(),
+            payload: None,
             sink: None,
             failing: false,
-            warned_identity: AtomicBool::new(false),
         }
     }
 
@@ -175,25 +170,17 @@ impl Worker {
             None => {
                 let (id, warning) = identity::load_or_create(&self.setup.profile, &*self.setup.env);
                 if let Some(w) = warning {
-                    if !self.warned_identity.swap(true, Ordering::Relaxed) {
-                        log::warn!("telemetry: {w}");
-                    }
+                    log::warn!("telemetry: {w}");
                 }
                 id
             }
         };
-        let names = LocalNames::detect(&*self.setup.env);
-        let anonymizer = Anonymizer::new(*identity.secret(), self.setup.profile.precision())
-            .with_local_names(names);
-        self.anonymizer = Some((anonymizer, identity.install_id().to_string()));
-        self.context = self.setup.context.properties();
-        self.context.insert("$lib".into(), "telemetry-core".into());
-        self.context
-            .insert("$lib_version".into(), CORE_VERSION.into());
-        self.context
-            .insert("$process_person_profile".into(), false.into());
-        self.context.insert("$geoip_disable".into(), true.into());
-        self.context.insert("$ip".into(), Value::Null);
+        self.payload = Some(PayloadBuilder::new(
+            &identity,
+            &self.setup.profile,
+            &*self.setup.env,
+            &self.setup.context,
+        ));
         self.sink = Some((self.setup.make_sink)());
     }
 
@@ -208,7 +195,11 @@ impl Worker {
         if out.captured > 1 {
             Counters::add(&self.counters.merged, out.captured - 1);
         }
-        let json = self.prepare(out.event);
+        let json = self
+            .payload
+            .as_ref()
+            .expect("initialized in run")
+            .build(out.event);
         // The encoded size decides the 500 KB batch limit; encoding twice is cheap next to
         // a request, and only the worker pays it.
         let bytes = serde_json::to_vec(&json).map(|v| v.len()).unwrap_or(0);
@@ -220,36 +211,10 @@ impl Worker {
         });
     }
 
-    /// Anonymizes one event and shapes it as a PostHog batch item.
-    fn prepare(&self, event: Event) -> Value {
-        let (anonymizer, distinct_id) = self.anonymizer.as_ref().expect("initialized in run");
-        let mut properties = Map::with_capacity(event.properties.len() + self.context.len());
-        for (key, value) in event.properties {
-            let kind = event.kinds.get(&key).copied();
-            if let Some(value) = anonymizer.value(kind, value) {
-                properties.insert(key, value);
-            }
-        }
-        // Context last: an event property cannot disguise itself as context.
-        for (k, v) in &self.context {
-            properties.insert(k.clone(), v.clone());
-        }
-        json!({
-            "event": event.name,
-            "distinct_id": distinct_id,
-            "properties": properties,
-            "timestamp": anonymize::timestamp(event.timestamp),
-            "uuid": uuid::Uuid::new_v4().to_string(),
-        })
-    }
-
     /// Moves everything queued and pending into `ready` and sends it all.
     fn flush_all(&mut self, deadline: Option<Instant>) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(msg) => self.accept(msg),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
+        while let Ok(msg) = self.rx.try_recv() {
+            self.accept(msg);
         }
         for out in self.batcher.drain() {
             self.push_ready(out);

@@ -282,3 +282,48 @@ fn a_fixed_identity_from_config_makes_payloads_reproducible() {
         anonymizer.hash("my_collection")
     );
 }
+
+#[test]
+fn preview_shows_the_payload_even_when_off_and_creates_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let client = Client::builder("chromadb", "1")
+        .profile(Profile::Chroma)
+        .environment(
+            MapEnvironment::new()
+                .with("HOME", home.path())
+                .with("ANONYMIZED_TELEMETRY", "false"),
+        )
+        .working_dir(home.path())
+        .sink(SinkConfig::Memory(MemorySink::new()))
+        .build()
+        .unwrap();
+    assert!(!client.is_enabled());
+    let item = client.preview(
+        Event::new("collection_add")
+            .property("collection_name", "docs")
+            .batched("k", 10, &[]),
+    );
+    assert_eq!(item["event"], "collection_add");
+    assert_eq!(item["properties"]["batch_size"], 1);
+    assert_eq!(
+        item["properties"]["collection_name"]
+            .as_str()
+            .unwrap()
+            .len(),
+        16
+    );
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+
+    // With a stored identity, the preview hashes exactly as this install's events do.
+    let memory = MemorySink::new();
+    let on = chroma_client(home.path(), &memory);
+    on.capture(Event::new("x").property("collection_name", "docs"));
+    on.shutdown(Duration::from_secs(1));
+    let sent = &memory.events()[0];
+    let preview = on.preview(Event::new("x").property("collection_name", "docs"));
+    assert_eq!(
+        preview["properties"]["collection_name"],
+        sent["properties"]["collection_name"]
+    );
+    assert_eq!(preview["distinct_id"], sent["distinct_id"]);
+}
