@@ -35,6 +35,8 @@
 //! collector.shutdown();
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod error;
 mod http;

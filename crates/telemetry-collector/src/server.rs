@@ -35,7 +35,7 @@ use log::{debug, error, info, warn};
 
 use crate::api;
 use crate::error::Error;
-use crate::http::{self, ReadError, Response};
+use crate::http::{self, ReadError, Request, Response};
 use crate::ingest::MAX_BODY_BYTES;
 use crate::store::{EventFilter, Store, StoredEvent, Summary};
 
@@ -320,14 +320,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        let response = catch_unwind(AssertUnwindSafe(|| api::handle(&request, &shared.store)))
-            .unwrap_or_else(|_| {
-                error!("handler panicked on {} {}", request.method, request.path);
-                Response::error(
-                    500,
-                    "internal error: the handler panicked; see the collector's log",
-                )
-            });
+        let response = answer(&request, &shared.store, api::handle);
         debug!("{} {} -> {}", request.method, request.path, response.status);
         let keep_alive = request.keep_alive && !shared.stopping();
         if http::write_response(&mut writer, &response, keep_alive).is_err() || !keep_alive {
@@ -335,6 +328,20 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         }
         idle_since = Instant::now();
     }
+}
+
+/// Runs `handler`; a panic (a bug, whatever the input) becomes a 500 for this
+/// request instead of a dropped connection, and the server keeps serving.
+fn answer(request: &Request, store: &Store, handler: fn(&Request, &Store) -> Response) -> Response {
+    // AssertUnwindSafe: the only shared state is the store, whose transactions
+    // roll back on unwind (see Store::conn).
+    catch_unwind(AssertUnwindSafe(|| handler(request, store))).unwrap_or_else(|_| {
+        error!("handler panicked on {} {}", request.method, request.path);
+        Response::error(
+            500,
+            "internal error: the handler panicked; see the collector's log",
+        )
+    })
 }
 
 /// Closes a connection whose request was refused before its body was read.
@@ -356,5 +363,27 @@ fn linger_close(stream: &TcpStream, reader: BufReader<TcpStream>) {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_answers_500() {
+        let store = Store::open(":memory:").unwrap();
+        let request = Request {
+            method: "GET".into(),
+            path: "/boom".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            keep_alive: true,
+        };
+        let response = answer(&request, &store, |_, _| panic!("boom"));
+        assert_eq!(response.status, 500);
+        // The store still works after the panic.
+        assert_eq!(answer(&request, &store, api::handle).status, 404);
     }
 }
