@@ -1,0 +1,159 @@
+//! The read side: /api/summary, /api/events, DELETE /api/instances/{id}, /health.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use telemetry_collector::EventFilter;
+
+/// Five events from three instances, two products, with merged batches.
+fn seed(c: &TestCollector) {
+    let mut events = Vec::new();
+    let mut add = |name: &str, id: &str, n: u32, props: Value| {
+        let mut e = event(name, id, &uuid(9, n));
+        e["properties"] = props;
+        events.push(e);
+    };
+    add(
+        "collection_add",
+        "inst-a",
+        1,
+        json!({"product": "chroma", "product_version": "0.5.0", "os": "Linux", "batch_size": 100}),
+    );
+    add(
+        "collection_add",
+        "inst-a",
+        2,
+        json!({"product": "chroma", "product_version": "0.5.0", "os": "Linux", "batch_size": 23}),
+    );
+    add(
+        "collection_query",
+        "inst-b",
+        3,
+        json!({"product": "chroma", "product_version": "0.5.1", "os": "Darwin"}),
+    );
+    add(
+        "server_start",
+        "inst-c",
+        4,
+        json!({"product": "qdrant", "product_version": "1.9.0", "os": "Linux", "batch_size": 1}),
+    );
+    add("collection_add", "inst-b+x", 5, json!({}));
+    let r = post(c.handle.addr(), "/batch/", &batch(events));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn summary_counts_events_batch_sizes_versions_and_instances() {
+    let c = start();
+    let empty = get(c.handle.addr(), "/api/summary").json();
+    assert_eq!(empty["events"], 0);
+    assert_eq!(empty["batch_size_total"], 0);
+
+    seed(&c);
+    let summary = get(c.handle.addr(), "/api/summary/").json();
+    assert_eq!(
+        summary,
+        json!({
+            "events": 5,
+            "batch_size_total": 126,
+            "by_event": {
+                "collection_add": {"events": 3, "batch_size_total": 124},
+                "collection_query": {"events": 1, "batch_size_total": 1},
+                "server_start": {"events": 1, "batch_size_total": 1},
+            },
+            "by_product": {"chroma": 3, "qdrant": 1, "unknown": 1},
+            "by_product_version": {"0.5.0": 2, "0.5.1": 1, "1.9.0": 1, "unknown": 1},
+            "by_os": {"Linux": 3, "Darwin": 1, "unknown": 1},
+            "instances": 4,
+        })
+    );
+    // The in-process helper reads the same numbers.
+    assert_eq!(
+        serde_json::to_value(c.handle.summary().unwrap()).unwrap(),
+        summary
+    );
+}
+
+#[test]
+fn events_filter_and_limit_return_the_newest_oldest_first() {
+    let c = start();
+    seed(&c);
+    let addr = c.handle.addr();
+    let uuids = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["uuid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    assert_eq!(uuids(get(addr, "/api/events").json()).len(), 5);
+    assert_eq!(
+        uuids(get(addr, "/api/events?event=collection_add").json()),
+        [uuid(9, 1), uuid(9, 2), uuid(9, 5)]
+    );
+    assert_eq!(
+        uuids(get(addr, "/api/events?event=collection_add&limit=2").json()),
+        [uuid(9, 2), uuid(9, 5)]
+    );
+    assert_eq!(
+        uuids(get(addr, "/api/events?distinct_id=inst-b%2Bx").json()),
+        [uuid(9, 5)]
+    );
+    assert_eq!(
+        uuids(
+            get(
+                addr,
+                "/api/events?distinct_id=inst-a&event=collection_add&limit=1"
+            )
+            .json()
+        ),
+        [uuid(9, 2)]
+    );
+    assert!(uuids(get(addr, "/api/events?limit=0").json()).is_empty());
+    assert_eq!(uuids(get(addr, "/api/events?limit=999999").json()).len(), 5);
+    assert_eq!(get(addr, "/api/events?limit=ten").status, 400);
+
+    let one = &get(addr, "/api/events?event=server_start").json()[0];
+    assert_eq!(one["event"], "server_start");
+    assert_eq!(one["distinct_id"], "inst-c");
+    assert_eq!(one["timestamp"], "2024-05-01T10:00:00.123Z");
+    assert_eq!(one["properties"]["product"], "qdrant");
+
+    let filter = EventFilter::default().distinct_id("inst-a").limit(1);
+    assert_eq!(c.handle.events(&filter).unwrap()[0].uuid, uuid(9, 2));
+}
+
+#[test]
+fn delete_removes_exactly_that_instances_events() {
+    let c = start();
+    seed(&c);
+    let addr = c.handle.addr();
+    let r = request(addr, "DELETE", "/api/instances/inst-a", &[], b"");
+    assert_eq!((r.status, r.json()), (200, json!({"deleted": 2})));
+    // `+` in a path is a literal plus, percent-escapes are decoded.
+    let r = request(addr, "DELETE", "/api/instances/inst-b%2Bx/", &[], b"");
+    assert_eq!(r.json(), json!({"deleted": 1}));
+    let r = request(addr, "DELETE", "/api/instances/nobody", &[], b"");
+    assert_eq!(r.json(), json!({"deleted": 0}));
+
+    let left: Vec<String> = c
+        .handle
+        .events(&EventFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.distinct_id)
+        .collect();
+    assert_eq!(left, ["inst-b", "inst-c"]);
+    assert_eq!(c.handle.summary().unwrap().instances, 2);
+    assert_eq!(c.handle.delete_instance("inst-c").unwrap(), 1);
+}
+
+#[test]
+fn health_is_ok() {
+    let c = start();
+    let r = get(c.handle.addr(), "/health");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    assert_eq!(get(c.handle.addr(), "/health/").status, 200);
+}
