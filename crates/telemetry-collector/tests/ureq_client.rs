@@ -19,14 +19,20 @@ fn ureq_agent_posts_gzip_batches_over_one_pooled_connection() {
             .send(&gzip(&body)[..])
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert_eq!(response.body_mut().read_to_string().unwrap(), r#"{"status":1}"#);
+        assert_eq!(
+            response.body_mut().read_to_string().unwrap(),
+            r#"{"status":1}"#
+        );
     }
     assert_eq!(c.handle.summary().unwrap().events, 3);
 
     let refused = agent
         .post(format!("{}/batch/", c.handle.url()))
         .send(&serde_json::to_vec(&json!({"api_key": "k", "batch": [{}]})).unwrap()[..]);
-    assert!(matches!(refused, Err(ureq::Error::StatusCode(400))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ureq::Error::StatusCode(400))),
+        "{refused:?}"
+    );
 
     let summary = agent
         .get(format!("{}/api/summary", c.handle.url()))
