@@ -23,6 +23,7 @@ pub mod context;
 pub mod env;
 pub mod event;
 pub mod identity;
+pub mod notice;
 pub mod payload;
 pub mod profile;
 pub mod sink;
