@@ -33,6 +33,7 @@ use crate::context::{self, ClientContext};
 use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
 use crate::event::Event;
 use crate::identity::Identity;
+use crate::notice::{self, Notice};
 use crate::payload::PayloadBuilder;
 use crate::profile::Profile;
 use crate::sink::{DebugSink, FileSink, MemorySink, Sink, SinkConfig};
@@ -75,6 +76,7 @@ pub struct ClientBuilder {
     identity: Option<Identity>,
     runtime: (String, String),
     extra_context: Map<String, Value>,
+    notice: Option<Notice>,
 }
 
 impl ClientBuilder {
@@ -192,6 +194,12 @@ impl ClientBuilder {
         self.extra_context.insert(key.into(), value.into());
         self
     }
+    /// Shows `notice` on stderr on the first enabled run; see [`crate::notice`] for when it
+    /// counts as seen and what its policy holds back.
+    pub fn first_run_notice(mut self, notice: Notice) -> Self {
+        self.notice = Some(notice);
+        self
+    }
 
     /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
     /// no socket until the first enabled capture.
@@ -249,9 +257,17 @@ impl ClientBuilder {
                 Arc::new(move || Box::new(m.clone()) as Box<dyn Sink>)
             }
         };
-        let decision = consent::resolve(&profile, &self.inputs, &*self.env);
+        let mut decision = consent::resolve(&profile, &self.inputs, &*self.env);
         for w in &decision.warnings {
             log::warn!("telemetry: {w}");
+        }
+        // Looked at only when consent says on: opted out, no text is printed and no marker
+        // is written. Its verdict is a flag fixed here, so capture stays one check.
+        let mut enabled = decision.enabled;
+        if let Some(n) = self.notice.as_ref().filter(|_| enabled) {
+            let check = notice::check_at_build(n, &profile, &*self.env);
+            enabled = check.send;
+            decision.warnings.extend(check.note);
         }
         let memory = match &sink {
             SinkConfig::Memory(m) => Some(m.clone()),
@@ -273,7 +289,7 @@ impl ClientBuilder {
             endpoint_label,
         };
         Ok(Client {
-            enabled: decision.enabled,
+            enabled,
             decision,
             counters: Arc::new(Counters::default()),
             pipeline: AtomicPtr::new(std::ptr::null_mut()),
@@ -378,6 +394,9 @@ pub struct ClientConfig {
     /// Extra safe context properties.
     #[serde(default)]
     pub context: Map<String, Value>,
+    /// The first-run notice, e.g. `{"product": "Chroma", "link": "https://..."}`.
+    #[serde(default)]
+    pub notice: Option<Notice>,
 }
 
 impl ClientConfig {
@@ -476,6 +495,9 @@ impl ClientConfig {
         for (k, v) in self.context {
             b = b.context_property(k, v);
         }
+        if let Some(n) = self.notice {
+            b = b.first_run_notice(n);
+        }
         Ok(b)
     }
 }
@@ -548,6 +570,7 @@ impl Client {
             identity: None,
             runtime: ("rust".into(), context::rust_version().into()),
             extra_context: Map::new(),
+            notice: None,
         }
     }
 

@@ -336,6 +336,7 @@ mod tests {
     use super::*;
     use crate::env::MapEnvironment;
     use std::path::Path;
+    use std::process::{Command, Stdio};
 
     fn home(dir: &Path) -> MapEnvironment {
         MapEnvironment::new().with("HOME", dir)
@@ -481,5 +482,160 @@ mod tests {
     fn wrapping_keeps_words_whole() {
         assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc\n");
         assert_eq!(wrap("a verylongword b", 4), "a\nverylongword\nb\n");
+    }
+
+    #[test]
+    fn opted_out_the_notice_is_not_looked_at() {
+        let tmp = tempfile::tempdir().unwrap();
+        let client = crate::Client::builder("acme", "1.0")
+            .environment(home(tmp.path()).with("DO_NOT_TRACK", "1"))
+            .working_dir(tmp.path())
+            .sink(crate::sink::SinkConfig::Memory(
+                crate::sink::MemorySink::new(),
+            ))
+            .first_run_notice(Notice::new("Acme"))
+            .build()
+            .unwrap();
+        assert!(!client.is_enabled());
+        assert!(client.decision().warnings.is_empty());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    /// Set in the environment of the child processes below, which re-run this test binary.
+    const CHILD: &str = "TELEMETRY_NOTICE_CHILD";
+
+    /// The child: builds a real client with a notice, captures one event and reports.
+    /// Does nothing in an ordinary test run.
+    #[test]
+    fn child_builds_a_client_with_a_notice() {
+        let Ok(policy) = std::env::var(CHILD) else {
+            return;
+        };
+        let policy: NoticePolicy = serde_json::from_value(policy.into()).unwrap();
+        let memory = crate::sink::MemorySink::new();
+        let home = std::env::var("HOME").unwrap();
+        let client = crate::Client::builder("acme", "1.0")
+            .environment(crate::env::ProcessEnvironment)
+            .working_dir(&home)
+            .sink(crate::sink::SinkConfig::Memory(memory.clone()))
+            .first_run_notice(Notice::new("Acme").policy(policy))
+            .build()
+            .unwrap();
+        client.capture(crate::Event::new("started"));
+        client.shutdown(std::time::Duration::from_secs(5));
+        println!(
+            "RESULT sent={} notes={}",
+            memory.events().len(),
+            client.decision().warnings.len()
+        );
+    }
+
+    /// Runs the child with an isolated HOME and `stderr` as given; returns its stderr (empty
+    /// when not piped) and its RESULT line.
+    fn run_child(home: &Path, policy: &str, stderr: Stdio) -> (String, String) {
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "notice::tests::child_builds_a_client_with_a_notice",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env("HOME", home)
+            .env(CHILD, policy)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // libtest prints the test's name on the same line, before the test's own output.
+        let result = stdout
+            .lines()
+            .find_map(|l| l.find("RESULT ").map(|at| &l[at..]));
+        let result = result.unwrap_or_else(|| panic!("{stdout}")).to_string();
+        (String::from_utf8_lossy(&output.stderr).into_owned(), result)
+    }
+
+    #[test]
+    fn a_real_process_with_stderr_piped_sees_the_notice_every_time_and_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = home(tmp.path());
+        let acme: Profile = "acme".parse().unwrap();
+        for _ in 0..2 {
+            let (stderr, result) = run_child(tmp.path(), "send_after_notice", Stdio::piped());
+            assert!(stderr.contains("Acme collects anonymous usage statistics"));
+            assert_eq!(result, "RESULT sent=0 notes=1");
+            assert!(!was_shown(&acme, &env));
+        }
+        // Sending from the first run: this run sends although the notice is not recorded.
+        let (stderr, result) = run_child(tmp.path(), "send_from_first_run", Stdio::piped());
+        assert!(stderr.contains("Acme collects anonymous usage statistics"));
+        assert_eq!(result, "RESULT sent=1 notes=1");
+        assert!(!was_shown(&acme, &env));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_real_terminal_records_the_notice_and_the_next_run_sends() {
+        use std::fs::File;
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let env = home(tmp.path());
+        let acme: Profile = "acme".parse().unwrap();
+
+        // A pseudo-terminal: the child's stderr is its slave side, we read the master.
+        // SAFETY: plain libc calls on descriptors this test owns; each is checked.
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+        assert!(master >= 0, "posix_openpt: {}", io::Error::last_os_error());
+        let mut master = unsafe { File::from_raw_fd(master) };
+        let mut name = [0 as libc::c_char; 128];
+        unsafe {
+            use std::os::fd::AsRawFd;
+            assert_eq!(libc::grantpt(master.as_raw_fd()), 0);
+            assert_eq!(libc::unlockpt(master.as_raw_fd()), 0);
+            assert_eq!(
+                libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+                0
+            );
+        }
+        let slave_path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+            .to_str()
+            .unwrap()
+            .to_string();
+        let slave = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave_path)
+            .unwrap();
+        // Read while the child writes, until every slave descriptor is closed (EIO).
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match master.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        // `slave` moves into the Command, which drops it when run_child returns, so the
+        // reader sees EIO once the child has exited.
+        let (_, first) = run_child(tmp.path(), "send_after_notice", Stdio::from(slave));
+        let printed = reader.join().unwrap();
+        assert!(
+            printed.contains("Acme collects anonymous usage statistics"),
+            "{printed:?}"
+        );
+        assert_eq!(first, "RESULT sent=0 notes=1");
+        assert!(was_shown(&acme, &env));
+
+        // Seen: the next run prints nothing and sends.
+        let (stderr, next) = run_child(tmp.path(), "send_after_notice", Stdio::piped());
+        assert!(!stderr.contains("Acme collects"), "{stderr}");
+        assert_eq!(next, "RESULT sent=1 notes=0");
     }
 }
