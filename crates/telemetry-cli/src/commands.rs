@@ -1,0 +1,180 @@
+//! `enable`, `disable`, `preview`, `id` and `reset`: thin calls into the core, which owns
+//! every rule; this file only words the results for people.
+
+use std::io::Read;
+use std::path::Path;
+
+use telemetry_core::consent::{self, ConsentInputs, RunMode};
+use telemetry_core::env::Environment;
+use telemetry_core::identity;
+use telemetry_core::profile::{IdLocation, Profile};
+use telemetry_core::sink::{MemorySink, SinkConfig};
+use telemetry_core::{Client, Event};
+
+use crate::args::PreviewArgs;
+use crate::{emit, note, Failure};
+
+/// The decision as the products see it when run as a CLI; `enable` reports it when some
+/// other source keeps telemetry off.
+pub fn current_decision(profile: &Profile, env: &dyn Environment) -> consent::Decision {
+    let inputs = ConsentInputs {
+        mode: RunMode::Cli,
+        ..ConsentInputs::default()
+    };
+    consent::resolve(profile, &inputs, env)
+}
+
+/// `telemetry enable` / `telemetry disable`.
+pub fn set_choice(profile: &Profile, env: &dyn Environment, enabled: bool) -> Result<(), Failure> {
+    let path = consent::write_user_choice(profile, env, enabled).map_err(|e| {
+        let place = consent::user_choice_path(profile, env)
+            .map(|p| format!(" in {}", p.display()))
+            .unwrap_or_default();
+        Failure(format!("cannot save your choice for {profile}{place}: {e}"))
+    })?;
+    let word = if enabled { "enabled" } else { "disabled" };
+    emit(&format!(
+        "telemetry {word} for {profile}: saved in {}\n",
+        path.display()
+    ))?;
+    if enabled {
+        // Off beats on: a saved "enabled" does not override DO_NOT_TRACK or an env switch,
+        // and a person who just asked for "on" deserves to know.
+        let decision = current_decision(profile, env);
+        if !decision.enabled {
+            let verdict = decision.to_string();
+            let first_line = verdict.lines().next().unwrap_or_default();
+            note(&format!(
+                "{first_line}; see `telemetry status --profile {profile}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sample that shows each kind of anonymization: hashed, exact, rounded, safe, scrubbed.
+fn sample_event() -> Event {
+    Event::new("collection_add")
+        .hashed("collection_uuid", "2b1f5c8e-3a64-4e0f-9d7a-6c1e0b9a4f21")
+        .exact("add_amount", 20)
+        .property("collection_size", 123_456)
+        .safe("embedding_function", "default")
+        .text(
+            "error",
+            "cannot open /home/ada/data/chroma.sqlite3 for ada@example.com from 192.168.1.20",
+        )
+}
+
+fn read_event(source: &Path) -> Result<Event, Failure> {
+    let text = if source == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure(format!("cannot read the event from stdin: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(source)
+            .map_err(|e| Failure(format!("cannot read {}: {e}", source.display())))?
+    };
+    Event::from_json(&text).map_err(Failure)
+}
+
+/// `telemetry preview`.
+pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
+    let event = match &args.event {
+        Some(source) => read_event(source)?,
+        None => {
+            note("no --event given: previewing a sample event");
+            sample_event()
+        }
+    };
+    let product = args
+        .product
+        .clone()
+        .unwrap_or_else(|| profile.name().to_string());
+    // The memory sink needs no endpoint and never opens a socket; preview() does not
+    // even queue the event.
+    let client = Client::builder(product, &args.product_version)
+        .profile(profile.clone())
+        .mode(RunMode::Cli)
+        .sink(SinkConfig::Memory(MemorySink::new()))
+        .build()
+        .map_err(|e| Failure(e.to_string()))?;
+    let env = telemetry_core::env::ProcessEnvironment;
+    if identity::load_existing(profile, &env).is_none() {
+        note(
+            "no install id and secret are stored yet: the id and hashes below are made up \
+             for this preview (the first enabled run makes the real ones)",
+        );
+    }
+    if !client.decision().enabled {
+        note(&format!(
+            "telemetry is off for {profile}: nothing is sent; this is what would be sent if it were on"
+        ));
+    }
+    let payload = client.preview(event);
+    // Serializing a JSON value cannot fail.
+    let text = serde_json::to_string_pretty(&payload).unwrap_or_default();
+    emit(&format!("{text}\n"))
+}
+
+/// `telemetry id`.
+pub fn id(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
+    let path = match profile.id_location(env) {
+        IdLocation::PerProcess => {
+            return Err(Failure(format!(
+                "{profile} makes a new install id in every process and stores none: \
+                 there is no id to quote"
+            )))
+        }
+        IdLocation::Unavailable => {
+            return Err(Failure(
+                "no home directory is known (set HOME): no install id is stored".into(),
+            ))
+        }
+        IdLocation::Files { id, .. } => id,
+    };
+    match identity::peek(profile, env) {
+        Some(id) => emit(&format!("{id}\n")),
+        None if path.exists() => Err(Failure(format!(
+            "{} does not hold an install id",
+            path.display()
+        ))),
+        None => Err(Failure(format!(
+            "no install id is stored for {profile} ({} does not exist); \
+             one is made on the first enabled run",
+            path.display()
+        ))),
+    }
+}
+
+/// `telemetry reset`.
+pub fn reset(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
+    let IdLocation::Files { id: path, .. } = profile.id_location(env) else {
+        return emit(&format!(
+            "{profile} stores no install id on this machine: nothing to delete\n"
+        ));
+    };
+    // Read first: once deleted, the old id is what a deletion request must quote.
+    let old = identity::peek(profile, env);
+    let deleted = identity::reset(profile, env).map_err(|e| {
+        Failure(format!(
+            "cannot delete the install id or secret beside {}: {e}",
+            path.display()
+        ))
+    })?;
+    match (deleted, old) {
+        (false, _) => emit(&format!(
+            "no install id was stored for {profile}: nothing to delete\n"
+        )),
+        (true, Some(old)) => emit(&format!(
+            "deleted install id {old} and its secret ({}); the next enabled run makes new ones.\n\
+             To ask for deletion of data sent under the old id, quote: {old}\n",
+            path.display()
+        )),
+        (true, None) => emit(&format!(
+            "deleted the install id files beside {}; the next enabled run makes new ones\n",
+            path.display()
+        )),
+    }
+}
