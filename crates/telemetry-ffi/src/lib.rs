@@ -1,0 +1,53 @@
+//! The C ABI over telemetry-core, described by the generated `include/telemetry.h`.
+//!
+//! Conventions (DESIGN.md, "The C ABI"):
+//! - Opaque handles with `telemetry_<type>_new` / `telemetry_<type>_free`; free accepts NULL.
+//! - A fallible call returns `telemetry_error_t*`: NULL on success, else an owned error with
+//!   a code and a message, freed by `telemetry_error_free`. Results go to out-parameters
+//!   that are written only on success. No thread-local "last error".
+//! - Strings in are (pointer, length) UTF-8, checked; strings out are NUL-terminated, owned
+//!   by the caller once returned and freed by `telemetry_string_free`.
+//! - Config, events and results cross as JSON text, so the ABI stays small and stable.
+//! - Every entry point catches panics (`TELEMETRY_ERROR_CODE_PANIC`); nothing unwinds
+//!   into C.
+//!
+//! ```
+//! use std::ptr;
+//! use telemetry_ffi::*;
+//! let cfg = r#"{"product": "myapp", "version": "1.0", "sink": "memory", "environment": {}}"#;
+//! let mut client = ptr::null_mut();
+//! let err = unsafe { telemetry_client_new(cfg.as_ptr().cast(), cfg.len(), &mut client) };
+//! assert!(err.is_null());
+//! let err = unsafe { telemetry_client_capture(client, c"started".as_ptr(), 7, ptr::null(), 0) };
+//! assert!(err.is_null());
+//! assert!(unsafe { telemetry_client_flush(client, 1000) }.is_null());
+//! unsafe { telemetry_client_free(client) };
+//! ```
+
+mod anonymize;
+mod client;
+mod error;
+mod io;
+
+use std::ffi::{c_char, CStr};
+
+pub use anonymize::telemetry_anonymize;
+pub use client::*;
+pub use error::{
+    telemetry_error_code, telemetry_error_free, telemetry_error_message, Error, ErrorCode,
+};
+pub use io::{telemetry_string_free, TELEMETRY_MAX_INPUT_BYTES, TELEMETRY_MAX_TIMEOUT_MS};
+
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("the package version contains a NUL"),
+    };
+
+/// The library's version (telemetry-core's), e.g. `"0.1.0"`: NUL-terminated, static.
+///
+/// Do not free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn telemetry_version() -> *const c_char {
+    VERSION.as_ptr()
+}
