@@ -1,0 +1,243 @@
+//! `telemetry_core._native.NativeClient`: a `telemetry_core::Client` behind a frozen
+//! pyclass. It converts values and maps errors; every decision is the core's.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use serde_json::Value;
+use telemetry_core::anonymize::PropertyKind;
+use telemetry_core::event::BatchRule;
+use telemetry_core::{Client, ClientConfig, Event};
+
+use crate::convert;
+use crate::{ConfigurationError, InvalidEventError};
+
+/// The native client; `telemetry_core.Client` wraps it. Thread-safe: every method takes
+/// `&self`, and the core's client is `Sync`.
+#[pyclass(frozen, module = "telemetry_core._native")]
+pub struct NativeClient {
+    // An Option only so Drop can move the client out and drop it without the GIL.
+    client: Option<Client>,
+    shutdown_timeout: f64,
+}
+
+impl NativeClient {
+    fn client(&self) -> &Client {
+        // Set in `new`, taken only in Drop.
+        self.client
+            .as_ref()
+            .expect("the client lives as long as its wrapper")
+    }
+}
+
+/// A timeout in seconds from Python; negative or NaN means "do not wait".
+fn seconds(timeout: f64) -> PyResult<Duration> {
+    if timeout.is_nan() || timeout <= 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(timeout)
+        .map_err(|_| PyValueError::new_err(format!("timeout {timeout} s is too large")))
+}
+
+fn event_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
+    match name.cast::<PyString>() {
+        Ok(s) => convert::string(s),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "the event name must be a str, not {}",
+            name.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into())
+        ))),
+    }
+}
+
+fn kinds(d: &Bound<'_, PyDict>) -> PyResult<BTreeMap<String, PropertyKind>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in d.iter() {
+        let key: String = k
+            .extract()
+            .map_err(|_| PyTypeError::new_err("kinds: property names must be str"))?;
+        let name = v.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "kinds[{key:?}] must be a str such as 'safe' or 'hashed'"
+            ))
+        })?;
+        let kind = PropertyKind::from_str(&convert::string(name)?)
+            .map_err(|e| InvalidEventError::new_err(format!("kinds[{key:?}]: {e}")))?;
+        out.insert(key, kind);
+    }
+    Ok(out)
+}
+
+/// Builds a core event from a `telemetry_core.TelemetryEvent` (or anything with its
+/// attributes: name, properties, kinds, batch_key, max_batch_size, summed).
+fn event_from<'py>(event: &Bound<'py, PyAny>) -> PyResult<Event> {
+    let py = event.py();
+    let attr = |name: &Bound<'py, PyString>| event.getattr(name);
+    let mut out = Event::new(event_name(&attr(pyo3::intern!(py, "name"))?)?);
+    let properties = attr(pyo3::intern!(py, "properties"))?;
+    if !properties.is_none() {
+        let d = properties
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("TelemetryEvent.properties must be a dict"))?;
+        out.properties = convert::properties(d)?;
+    }
+    let kinds_obj = attr(pyo3::intern!(py, "kinds"))?;
+    if !kinds_obj.is_none() {
+        let d = kinds_obj
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("TelemetryEvent.kinds must be a dict"))?;
+        out.kinds = kinds(d)?;
+    }
+    let key = attr(pyo3::intern!(py, "batch_key"))?;
+    if !key.is_none() {
+        let key = key
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("TelemetryEvent.batch_key must be a str or None"))?;
+        let max_size: u32 = attr(pyo3::intern!(py, "max_batch_size"))?
+            .extract()
+            .map_err(|_| {
+                PyTypeError::new_err(
+                    "TelemetryEvent.max_batch_size must be an int from 0 to 2**32-1",
+                )
+            })?;
+        let sum: Vec<String> = attr(pyo3::intern!(py, "summed"))?
+            .extract()
+            .map_err(|_| PyTypeError::new_err("TelemetryEvent.summed must be a sequence of str"))?;
+        out.batch = Some(BatchRule {
+            key: convert::string(key)?,
+            max_size,
+            sum,
+        });
+    }
+    out.validate().map_err(InvalidEventError::new_err)?;
+    Ok(out)
+}
+
+#[pymethods]
+impl NativeClient {
+    /// Builds a client from the JSON form of the core's `ClientConfig` (as a dict).
+    /// Resolves consent; starts nothing (no thread, file or socket) until the first
+    /// enabled capture.
+    #[new]
+    fn new(config: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let value = convert::to_value(config.as_any(), &|| "config".to_string())?;
+        let config: ClientConfig = serde_json::from_value(value)
+            .map_err(|e| ConfigurationError::new_err(format!("telemetry configuration: {e}")))?;
+        let shutdown_timeout = config.shutdown_timeout_ms.map_or(
+            telemetry_core::client::DEFAULT_SHUTDOWN.as_secs_f64(),
+            |ms| ms as f64 / 1000.0,
+        );
+        let client = config
+            .into_builder()
+            .and_then(|b| b.build())
+            .map_err(|e| ConfigurationError::new_err(e.to_string()))?;
+        Ok(NativeClient {
+            client: Some(client),
+            shutdown_timeout,
+        })
+    }
+
+    /// Whether telemetry is on for this client (fixed at construction).
+    #[getter]
+    fn enabled(&self) -> bool {
+        self.client().is_enabled()
+    }
+
+    /// The shutdown deadline in seconds, used at exit and by the context manager.
+    #[getter]
+    fn shutdown_timeout(&self) -> f64 {
+        self.shutdown_timeout
+    }
+
+    /// Queues an event with properties anonymized by their type. Returns at once.
+    #[pyo3(signature = (name, properties))]
+    fn capture(
+        &self,
+        name: &Bound<'_, PyAny>,
+        properties: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let mut event = Event::new(event_name(name)?);
+        if let Some(p) = properties {
+            event.properties = convert::properties(p)?;
+        }
+        event.validate().map_err(InvalidEventError::new_err)?;
+        self.client().capture(event);
+        Ok(())
+    }
+
+    /// Queues a `TelemetryEvent` (declared kinds, optional batch rule). Returns at once.
+    fn capture_event(&self, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.client().capture(event_from(event)?);
+        Ok(())
+    }
+
+    /// Exactly what would be sent for a `TelemetryEvent`, built here and sent nowhere.
+    fn preview<'py>(&self, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        convert::to_py(event.py(), &self.client().preview(event_from(event)?))
+    }
+
+    /// Sends what was captured, partial batches included; waits at most `timeout`
+    /// seconds with the GIL released. True when everything was delivered or accounted for.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(timeout)?;
+        let client = self.client();
+        Ok(py.detach(|| client.flush(timeout)))
+    }
+
+    /// Flushes within `timeout` seconds (GIL released), stops the worker, returns the
+    /// final counters. Idempotent; later captures are dropped and counted.
+    fn shutdown<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = seconds(timeout)?;
+        let client = self.client();
+        let stats = py.detach(|| client.shutdown(timeout));
+        stats_to_py(py, stats)
+    }
+
+    /// The delivery counters now, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        stats_to_py(py, self.client().stats())
+    }
+
+    /// The consent decision as a dict: enabled, decided_by, sources, warnings.
+    fn decision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let value = serde_json::to_value(self.client().decision())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        convert::to_py(py, &value)
+    }
+
+    /// The consent decision explained for people, as `telemetry status` prints it.
+    fn explain(&self) -> String {
+        self.client().decision().to_string()
+    }
+
+    /// The events a memory sink received (PostHog batch items), or None for other sinks.
+    fn memory_events<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.client().memory() {
+            None => Ok(None),
+            Some(m) => convert::to_py(py, &Value::Array(m.events())).map(Some),
+        }
+    }
+}
+
+fn stats_to_py(py: Python<'_>, stats: telemetry_core::Stats) -> PyResult<Bound<'_, PyAny>> {
+    let value = serde_json::to_value(stats).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    convert::to_py(py, &value)
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Dropping the core client shuts it down (bounded by its deadline); do that
+            // without the GIL so the worker can still log and other threads can run.
+            // SAFETY: a pyclass is dropped from tp_dealloc, with the thread attached.
+            let py = unsafe { Python::assume_attached() };
+            py.detach(move || drop(client));
+        }
+    }
+}

@@ -1,0 +1,290 @@
+"""The client: consent decided once, a capture that costs nothing when off, bounded exit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telemetry_core import _exit
+from telemetry_core._context import python_context, python_version
+from telemetry_core._event import TelemetryEvent
+from telemetry_core._native import NativeClient
+from telemetry_core._settings import Settings
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["Client", "Decision", "Stats"]
+
+
+class Decision:
+    """Whether telemetry is on, which source decided, what every source said, and warnings.
+
+    ``str(decision)`` explains it for people (as ``telemetry status`` does);
+    ``to_dict()`` and ``to_json()`` give the same facts for programs.
+
+    >>> c = Client(Settings(product="acme", sink="memory", environment={"DO_NOT_TRACK": "1"}))
+    >>> c.decision.enabled, c.decision.decided_by["kind"]
+    (False, 'do_not_track')
+    >>> str(c.decision).splitlines()[0]
+    'telemetry is off: decided by do_not_track DO_NOT_TRACK = "1"'
+    """
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self, data: dict[str, Any], text: str) -> None:
+        self._data = data
+        self._text = text
+
+    @property
+    def enabled(self) -> bool:
+        """Whether telemetry may run."""
+        return bool(self._data["enabled"])
+
+    @property
+    def decided_by(self) -> dict[str, Any] | None:
+        """The deciding source: ``{"kind", "name", "value"}``."""
+        by = self._data.get("decided_by")
+        return dict(by) if by is not None else None
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source read, in resolution order: ``{"kind", "name", "value", "says"}``."""
+        return [dict(s) for s in self._data["sources"]]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Problems met while reading sources (an unrecognized value means off)."""
+        return list(self._data["warnings"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as plain data (``enabled``, ``decided_by``, ``sources``, ``warnings``)."""
+        return {
+            "enabled": self.enabled,
+            "decided_by": self.decided_by,
+            "sources": self.sources,
+            "warnings": self.warnings,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The decision as JSON, with the same keys as the core's and the CLI's."""
+        import json  # only here: importing telemetry_core stays cheap
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        by = self.decided_by
+        who = f"{by['kind']} {by['name']}" if by else "nothing"
+        return f"<Decision enabled={self.enabled} decided_by={who!r}>"
+
+
+class Stats:
+    """Delivery counters at one moment.
+
+    ``captured == sent + dropped_queue_full + dropped_shutdown + dropped_failed + queued``.
+    """
+
+    __slots__ = (
+        "captured",
+        "dropped_failed",
+        "dropped_queue_full",
+        "dropped_shutdown",
+        "failed_requests",
+        "merged",
+        "queued",
+        "retries",
+        "sent",
+    )
+
+    #: Events offered to an enabled client.
+    captured: int
+    #: Events merged into another by a batch rule.
+    merged: int
+    #: Captured events delivered (a merged event counts every event inside it).
+    sent: int
+    #: Events refused because the queue was full.
+    dropped_queue_full: int
+    #: Events that could not go out before the shutdown deadline.
+    dropped_shutdown: int
+    #: Events given up after the last retry or a permanent refusal.
+    dropped_failed: int
+    #: Events neither sent nor dropped yet.
+    queued: int
+    #: Failed requests (each attempt counts).
+    failed_requests: int
+    #: Retried attempts.
+    retries: int
+
+    def __init__(self, counters: dict[str, int]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, int(counters.get(name, 0)))
+
+    def to_dict(self) -> dict[str, int]:
+        """The counters as a dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stats):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Stats(" + ", ".join(f"{k}={v}" for k, v in self.to_dict().items()) + ")"
+
+
+class Client:
+    """Captures events and delivers them in the background.
+
+    Consent is decided once, here: ``decision`` says why. Opted out, the client starts
+    nothing (no thread, no file, no socket) and ``capture`` returns at once. Thread-safe
+    and fork-safe; at exit, live clients are shut down within their deadline.
+
+    >>> with Client(Settings(product="acme", sink="memory", environment={})) as client:
+    ...     client.capture("started", mode="server", workers=4)
+    ...     client.capture(TelemetryEvent("opened", {"db": "x"}, kinds={"db": "hashed"}))
+    >>> [e["event"] for e in client.delivered()]
+    ['started', 'opened']
+
+    ``capture`` never raises for a telemetry failure (those are logged on the
+    ``telemetry_core`` logger); it raises ``TypeError`` for arguments of the wrong type
+    and ``InvalidEventError`` for an event the core refuses (an empty name). When
+    telemetry is off it returns before looking at its arguments, so run your tests with
+    telemetry on (``sink="memory"``) to catch those.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_capture",
+        "_capture_event",
+        "_decision",
+        "_enabled",
+        "_native",
+        "settings",
+    )
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        if settings is None:
+            settings = Settings()
+        elif not isinstance(settings, Settings):
+            raise TypeError(f"Client needs a Settings, not {type(settings).__name__}")
+        config = settings.to_config()
+        config["runtime"] = "python"
+        config["runtime_version"] = python_version()
+        # The host's own context may refine ours, never the other way round.
+        config["context"] = {**python_context(), **settings.context}
+        self.settings = settings
+        self._native = NativeClient(config)
+        self._decision = Decision(self._native.decision(), self._native.explain())
+        # Cached once: the off path of `capture` reads one slot and returns.
+        self._enabled: bool = self._native.enabled
+        self._capture = self._native.capture
+        self._capture_event = self._native.capture_event
+        if self._enabled:
+            _exit.register(self)
+
+    def capture(self, event: TelemetryEvent | str, /, **properties: object) -> None:
+        """Queues an event and returns at once; it never waits and never does I/O.
+
+        ``capture("name", key=value, ...)`` anonymizes properties by type (strings hashed,
+        numbers rounded); a :class:`TelemetryEvent` declares kinds and a batch rule.
+        """
+        if not self._enabled:
+            return
+        if type(event) is str:
+            self._capture(event, properties)
+        elif isinstance(event, TelemetryEvent):
+            if properties:
+                raise TypeError(
+                    "capture() takes properties either inside the TelemetryEvent or as "
+                    "keyword arguments, not both"
+                )
+            self._capture_event(event)
+        elif isinstance(event, str):
+            self._capture(str(event), properties)
+        else:
+            raise TypeError(
+                f"capture() takes a TelemetryEvent or an event name (str), "
+                f"not {type(event).__name__}"
+            )
+
+    def preview(self, event: TelemetryEvent | str, /, **properties: object) -> dict[str, Any]:
+        """Exactly what would be sent for this event (anonymized, with context), sent
+        nowhere, whatever the decision. Uses the stored install identity if there is one
+        and creates none."""
+        if isinstance(event, str):
+            event = TelemetryEvent(str(event), properties)
+        elif not isinstance(event, TelemetryEvent):
+            raise TypeError(
+                f"preview() takes a TelemetryEvent or a str, not {type(event).__name__}"
+            )
+        elif properties:
+            raise TypeError("preview() takes properties in the event or as keywords, not both")
+        return self._native.preview(event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Sends everything captured so far, partial batches included, waiting at most
+        ``timeout`` seconds with the GIL released. True when it all went out in time."""
+        return self._native.flush(_seconds(timeout))
+
+    def shutdown(self, timeout: float | None = None) -> Stats:
+        """Flushes what can go out within ``timeout`` seconds (default: the settings'
+        ``shutdown_timeout``, 1 s), stops the worker and returns the final counters.
+        Idempotent; later captures are dropped and counted. The GIL is released."""
+        t = self.shutdown_timeout if timeout is None else _seconds(timeout)
+        return Stats(self._native.shutdown(t))
+
+    @property
+    def enabled(self) -> bool:
+        """Whether telemetry is on for this client."""
+        return self._enabled
+
+    @property
+    def decision(self) -> Decision:
+        """The consent decision with its explanation (``str()`` for people)."""
+        return self._decision
+
+    @property
+    def stats(self) -> Stats:
+        """The delivery counters now (a snapshot)."""
+        return Stats(self._native.stats())
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """The deadline used at exit and by ``with``, in seconds."""
+        return self._native.shutdown_timeout
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """With ``sink="memory"``: every delivered event, as the PostHog batch items sent.
+
+        Raises :class:`ConfigurationError` for other sinks."""
+        events = self._native.memory_events()
+        if events is None:
+            from telemetry_core._native import ConfigurationError
+
+            raise ConfigurationError(f"delivered() needs sink='memory', not {self.settings.sink!r}")
+        return events
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "on" if self._enabled else "off"
+        return f"<telemetry_core.Client product={self.settings.product!r} telemetry {state}>"
+
+
+def _seconds(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    return float(timeout)

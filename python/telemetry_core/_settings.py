@@ -1,0 +1,267 @@
+"""Settings: what a client is for, where it sends, and the explicit opt-out in code."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Union
+
+from telemetry_core._native import ConfigurationError, parse_bool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = ["Settings"]
+
+#: A path given as str or os.PathLike.
+PathLike = Union[str, "os.PathLike[str]"]
+
+_SINKS = ("posthog", "file", "debug", "memory")
+_MODES = ("library", "cli")
+
+
+def _type_error(name: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"Settings.{name} must be {expected}, not {type(value).__name__}")
+
+
+def _opt_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _type_error(name, "a str or None", value)
+    return value
+
+
+def _opt_int(name: str, value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _type_error(name, "an int or None", value)
+    if value is not None and value < 0:
+        raise ConfigurationError(f"Settings.{name} must not be negative, got {value}")
+    return value
+
+
+def _opt_seconds(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(name, "a number of seconds or None", value)
+    if not value >= 0:  # also refuses NaN
+        raise ConfigurationError(f"Settings.{name} must be a non-negative number, got {value}")
+    return float(value)
+
+
+def _opt_path(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise _type_error(name, "a path (str or os.PathLike) or None", value)
+    return os.fspath(value)
+
+
+def _explicit(value: object) -> bool | None:
+    """Chroma's field accepts what pydantic accepts: a bool, or a string such as "False"."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_bool(value)
+        except ValueError as e:
+            raise ConfigurationError(f"Settings.anonymized_telemetry: {e}") from None
+    raise _type_error("anonymized_telemetry", "a bool", value)
+
+
+class Settings:
+    """How a :class:`Client` decides, captures and delivers.
+
+    ``Settings()`` describes Chroma: product ``chromadb``, hence the ``chroma`` profile,
+    whose switches are ``anonymized_telemetry`` here, the ``ANONYMIZED_TELEMETRY``
+    variable and a ``.env`` file in the working directory, all read by the core. Another
+    product passes ``product=`` (a generic profile named after it) or ``profile=``.
+
+    ``anonymized_telemetry`` is ``True`` unless given, as in Chroma; only a value you pass
+    counts as an explicit setting in code. Off beats on: ``anonymized_telemetry=True``
+    cannot override ``ANONYMIZED_TELEMETRY=False`` or ``DO_NOT_TRACK=1``.
+
+    >>> s = Settings(anonymized_telemetry=False)
+    >>> s.anonymized_telemetry, s.product
+    (False, 'chromadb')
+    >>> Settings(product="acme", sink="memory").profile is None  # generic "acme"
+    True
+
+    Durations are in seconds. ``environment``, ``working_dir``, ``install_id`` and
+    ``secret_hex`` are test hooks: ``environment`` replaces the process environment for
+    this client, ``install_id``/``secret_hex`` fix the identity instead of the stored one.
+    """
+
+    __slots__ = (
+        "_explicit",
+        "api_key",
+        "args",
+        "backoff_base",
+        "config_dir",
+        "connect_timeout",
+        "context",
+        "endpoint",
+        "environment",
+        "file_path",
+        "flush_interval",
+        "install_id",
+        "max_batch_bytes",
+        "max_batch_events",
+        "max_retries",
+        "mode",
+        "notice",
+        "product",
+        "profile",
+        "queue_capacity",
+        "request_timeout",
+        "secret_hex",
+        "shutdown_timeout",
+        "sink",
+        "version",
+        "working_dir",
+    )
+
+    def __init__(
+        self,
+        *,
+        anonymized_telemetry: bool | str | None = None,
+        product: str = "chromadb",
+        version: str = "",
+        profile: str | Mapping[str, object] | None = None,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        sink: str = "posthog",
+        file_path: PathLike | None = None,
+        queue_capacity: int | None = None,
+        max_batch_events: int | None = None,
+        max_batch_bytes: int | None = None,
+        flush_interval: float | None = None,
+        connect_timeout: float | None = None,
+        request_timeout: float | None = None,
+        max_retries: int | None = None,
+        backoff_base: float | None = None,
+        shutdown_timeout: float = 1.0,
+        mode: str = "library",
+        args: Iterable[str] = (),
+        config_dir: PathLike | None = None,
+        working_dir: PathLike | None = None,
+        environment: Mapping[str, str] | None = None,
+        install_id: str | None = None,
+        secret_hex: str | None = None,
+        context: Mapping[str, object] | None = None,
+        notice: Mapping[str, object] | None = None,
+    ) -> None:
+        self._explicit = _explicit(anonymized_telemetry)
+        if not isinstance(product, str):
+            raise _type_error("product", "a str", product)
+        if not isinstance(version, str):
+            raise _type_error("version", "a str", version)
+        if profile is not None and not isinstance(profile, str):
+            if not hasattr(profile, "items"):
+                raise _type_error("profile", "a str, a mapping or None", profile)
+            profile = dict(profile)
+        if not isinstance(sink, str):
+            raise _type_error("sink", "a str", sink)
+        if sink not in _SINKS:
+            raise ConfigurationError(f"unknown sink {sink!r}: use {', '.join(_SINKS)}")
+        if not isinstance(mode, str):
+            raise _type_error("mode", "a str", mode)
+        if mode not in _MODES:
+            raise ConfigurationError(f"unknown mode {mode!r}: use library or cli")
+        if isinstance(args, str):
+            raise TypeError("Settings.args must be a sequence of str, not a single str")
+        args = tuple(args)
+        if not all(isinstance(a, str) for a in args):
+            raise TypeError("Settings.args must be a sequence of str")
+        self.product = product
+        self.version = version
+        self.profile = profile
+        self.endpoint = _opt_str("endpoint", endpoint)
+        self.api_key = _opt_str("api_key", api_key)
+        self.sink = sink
+        self.file_path = _opt_path("file_path", file_path)
+        self.queue_capacity = _opt_int("queue_capacity", queue_capacity)
+        self.max_batch_events = _opt_int("max_batch_events", max_batch_events)
+        self.max_batch_bytes = _opt_int("max_batch_bytes", max_batch_bytes)
+        self.flush_interval = _opt_seconds("flush_interval", flush_interval)
+        self.connect_timeout = _opt_seconds("connect_timeout", connect_timeout)
+        self.request_timeout = _opt_seconds("request_timeout", request_timeout)
+        self.max_retries = _opt_int("max_retries", max_retries)
+        self.backoff_base = _opt_seconds("backoff_base", backoff_base)
+        timeout = _opt_seconds("shutdown_timeout", shutdown_timeout)
+        self.shutdown_timeout = 1.0 if timeout is None else timeout
+        self.mode = mode
+        self.args = args
+        self.config_dir = _opt_path("config_dir", config_dir)
+        self.working_dir = _opt_path("working_dir", working_dir)
+        if environment is not None:
+            environment = dict(environment)
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in environment.items()):
+                raise TypeError("Settings.environment must map str to str")
+        self.environment = environment
+        self.install_id = _opt_str("install_id", install_id)
+        self.secret_hex = _opt_str("secret_hex", secret_hex)
+        self.context = dict(context) if context is not None else {}
+        self.notice = dict(notice) if notice is not None else None
+
+    @property
+    def anonymized_telemetry(self) -> bool:
+        """The setting in code: ``True`` unless you passed ``False`` (Chroma's default)."""
+        return True if self._explicit is None else self._explicit
+
+    @property
+    def explicit(self) -> bool | None:
+        """What was passed as ``anonymized_telemetry``, or None when it was not passed."""
+        return self._explicit
+
+    def to_config(self) -> dict[str, object]:
+        """The JSON form of the core's ``ClientConfig`` that these settings stand for."""
+        config: dict[str, object] = {
+            "product": self.product,
+            "version": self.version,
+            "sink": self.sink,
+            "mode": self.mode,
+            "args": list(self.args),
+            "shutdown_timeout_ms": _ms(self.shutdown_timeout),
+        }
+        if self._explicit is not None:
+            config["explicit"] = self._explicit
+        optional: dict[str, object] = {
+            "profile": self.profile,
+            "endpoint": self.endpoint,
+            "api_key": self.api_key,
+            "file_path": self.file_path,
+            "queue_capacity": self.queue_capacity,
+            "max_batch_events": self.max_batch_events,
+            "max_batch_bytes": self.max_batch_bytes,
+            "flush_interval_ms": _ms(self.flush_interval),
+            "connect_timeout_ms": _ms(self.connect_timeout),
+            "request_timeout_ms": _ms(self.request_timeout),
+            "max_retries": self.max_retries,
+            "backoff_base_ms": _ms(self.backoff_base),
+            "config_dir": self.config_dir,
+            "working_dir": self.working_dir,
+            "environment": self.environment,
+            "install_id": self.install_id,
+            "secret_hex": self.secret_hex,
+            "notice": self.notice,
+        }
+        config.update((k, v) for k, v in optional.items() if v is not None)
+        if self.context:
+            config["context"] = dict(self.context)
+        return config
+
+    def __repr__(self) -> str:
+        shown: dict[str, object] = {}
+        if self._explicit is not None:
+            shown["anonymized_telemetry"] = self._explicit
+        shown.update(
+            (k, v)
+            for k, v in self.to_config().items()
+            if k not in ("explicit", "api_key", "secret_hex") and v not in ([], {})
+        )
+        if self.api_key:
+            shown["api_key"] = "***"  # never echoed: reprs end up in logs
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
