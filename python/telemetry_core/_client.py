@@ -156,15 +156,7 @@ class Client:
     telemetry on (``sink="memory"``) to catch those.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_capture",
-        "_capture_event",
-        "_decision",
-        "_enabled",
-        "_native",
-        "settings",
-    )
+    __slots__ = ("__weakref__", "_capture", "_decision", "_enabled", "_native", "settings")
 
     def __init__(self, settings: Settings | None = None) -> None:
         if settings is None:
@@ -177,12 +169,13 @@ class Client:
         # The host's own context may refine ours, never the other way round.
         config["context"] = {**python_context(), **settings.context}
         self.settings = settings
-        self._native = NativeClient(config)
+        self._native = NativeClient(config, TelemetryEvent)
         self._decision = Decision(self._native.decision(), self._native.explain())
-        # Cached once: the off path of `capture` reads one slot and returns.
+        # Cached once: the off path of `capture` reads one slot and returns. The on path
+        # makes one positional call into Rust, which does all the checking: keyword
+        # arguments collected by Python are much cheaper than PyO3's **kwargs handling.
         self._enabled: bool = self._native.enabled
         self._capture = self._native.capture
-        self._capture_event = self._native.capture_event
         if self._enabled:
             _exit.register(self)
 
@@ -192,24 +185,8 @@ class Client:
         ``capture("name", key=value, ...)`` anonymizes properties by type (strings hashed,
         numbers rounded); a :class:`TelemetryEvent` declares kinds and a batch rule.
         """
-        if not self._enabled:
-            return
-        if type(event) is str:
+        if self._enabled:
             self._capture(event, properties)
-        elif isinstance(event, TelemetryEvent):
-            if properties:
-                raise TypeError(
-                    "capture() takes properties either inside the TelemetryEvent or as "
-                    "keyword arguments, not both"
-                )
-            self._capture_event(event)
-        elif isinstance(event, str):
-            self._capture(str(event), properties)
-        else:
-            raise TypeError(
-                f"capture() takes a TelemetryEvent or an event name (str), "
-                f"not {type(event).__name__}"
-            )
 
     def preview(self, event: TelemetryEvent | str, /, **properties: object) -> dict[str, Any]:
         """Exactly what would be sent for this event (anonymized, with context), sent

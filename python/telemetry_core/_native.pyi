@@ -47,10 +47,15 @@ class NativeClient:
     """The native client; `telemetry_core.Client` wraps it. Thread-safe: every method takes
     `&self`, and the core's client is `Sync`."""
 
-    def __new__(cls, config: Mapping[str, object]) -> NativeClient:
+    def __new__(
+        cls, config: Mapping[str, object], event_type: type[TelemetryEvent]
+    ) -> NativeClient:
         """Builds a client from the JSON form of the core's `ClientConfig` (as a dict).
         Resolves consent; starts nothing (no thread, file or socket) until the first
-        enabled capture."""
+        enabled capture.
+
+        `event_type` is the class `capture` accepts besides an event name
+        (`telemetry_core.TelemetryEvent`)."""
 
     @property
     def enabled(self) -> bool:
@@ -60,11 +65,12 @@ class NativeClient:
     def shutdown_timeout(self) -> float:
         """The shutdown deadline in seconds, used at exit and by the context manager."""
 
-    def capture(self, name: str, properties: dict[str, object] | None) -> None:
-        """Queues an event with properties anonymized by their type. Returns at once."""
+    def capture(self, event: TelemetryEvent | str, properties: dict[str, object]) -> None:
+        """Queues an event and returns at once; it never waits and never does I/O.
 
-    def capture_event(self, event: TelemetryEvent) -> None:
-        """Queues a `TelemetryEvent` (declared kinds, optional batch rule). Returns at once."""
+        `event` is an event name, whose `properties` are anonymized by type (strings
+        hashed, numbers rounded), or a `TelemetryEvent` (declared kinds, a batch rule),
+        with `properties` empty. Does nothing when telemetry is off."""
 
     def preview(self, event: TelemetryEvent) -> dict[str, Any]:
         """Exactly what would be sent for a `TelemetryEvent`, built here and sent nowhere."""

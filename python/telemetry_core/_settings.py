@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from telemetry_core._native import ConfigurationError, parse_bool
 
@@ -211,6 +211,22 @@ class Settings:
     def explicit(self) -> bool | None:
         """What was passed as ``anonymized_telemetry``, or None when it was not passed."""
         return self._explicit
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, checked like the constructor's arguments.
+
+        >>> Settings(product="acme", mode="library").replace(mode="cli").mode
+        'cli'
+        """
+        fields: dict[str, Any] = {
+            name: getattr(self, name) for name in self.__slots__ if not name.startswith("_")
+        }
+        fields["anonymized_telemetry"] = self._explicit
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Settings has no field {', '.join(sorted(unknown))}")
+        fields.update(changes)
+        return Settings(**fields)
 
     def to_config(self) -> dict[str, object]:
         """The JSON form of the core's ``ClientConfig`` that these settings stand for."""

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyType};
 use serde_json::Value;
 use telemetry_core::anonymize::PropertyKind;
 use telemetry_core::event::BatchRule;
@@ -22,7 +22,11 @@ use crate::{ConfigurationError, InvalidEventError};
 pub struct NativeClient {
     // An Option only so Drop can move the client out and drop it without the GIL.
     client: Option<Client>,
+    // Cached: the first thing `capture` reads.
+    enabled: bool,
     shutdown_timeout: f64,
+    // `telemetry_core.TelemetryEvent`, passed in by the Python package (which defines it).
+    event_type: Py<PyType>,
 }
 
 impl NativeClient {
@@ -43,15 +47,19 @@ fn seconds(timeout: f64) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("timeout {timeout} s is too large")))
 }
 
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn event_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
     match name.cast::<PyString>() {
         Ok(s) => convert::string(s),
         Err(_) => Err(PyTypeError::new_err(format!(
             "the event name must be a str, not {}",
-            name.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "?".into())
+            type_name(name)
         ))),
     }
 }
@@ -124,8 +132,11 @@ impl NativeClient {
     /// Builds a client from the JSON form of the core's `ClientConfig` (as a dict).
     /// Resolves consent; starts nothing (no thread, file or socket) until the first
     /// enabled capture.
+    ///
+    /// `event_type` is the class `capture` accepts besides an event name
+    /// (`telemetry_core.TelemetryEvent`).
     #[new]
-    fn new(config: &Bound<'_, PyDict>) -> PyResult<Self> {
+    fn new(config: &Bound<'_, PyDict>, event_type: Bound<'_, PyType>) -> PyResult<Self> {
         let value = convert::to_value(config.as_any(), &|| "config".to_string())?;
         let config: ClientConfig = serde_json::from_value(value)
             .map_err(|e| ConfigurationError::new_err(format!("telemetry configuration: {e}")))?;
@@ -138,15 +149,17 @@ impl NativeClient {
             .and_then(|b| b.build())
             .map_err(|e| ConfigurationError::new_err(e.to_string()))?;
         Ok(NativeClient {
+            enabled: client.is_enabled(),
             client: Some(client),
             shutdown_timeout,
+            event_type: event_type.unbind(),
         })
     }
 
     /// Whether telemetry is on for this client (fixed at construction).
     #[getter]
     fn enabled(&self) -> bool {
-        self.client().is_enabled()
+        self.enabled
     }
 
     /// The shutdown deadline in seconds, used at exit and by the context manager.
@@ -155,25 +168,41 @@ impl NativeClient {
         self.shutdown_timeout
     }
 
-    /// Queues an event with properties anonymized by their type. Returns at once.
-    #[pyo3(signature = (name, properties))]
+    /// Queues an event and returns at once; it never waits and never does I/O.
+    ///
+    /// `event` is an event name, whose `properties` are anonymized by type (strings
+    /// hashed, numbers rounded), or a `TelemetryEvent` (declared kinds, a batch rule),
+    /// with `properties` empty. Does nothing when telemetry is off.
     fn capture(
         &self,
-        name: &Bound<'_, PyAny>,
+        event: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let mut event = Event::new(event_name(name)?);
-        if let Some(p) = properties {
-            event.properties = convert::properties(p)?;
+        if !self.enabled {
+            return Ok(());
         }
-        event.validate().map_err(InvalidEventError::new_err)?;
+        let event = if let Ok(name) = event.cast::<PyString>() {
+            let mut e = Event::new(convert::string(name)?);
+            if let Some(p) = properties {
+                e.properties = convert::properties(p)?;
+            }
+            e.validate().map_err(InvalidEventError::new_err)?;
+            e
+        } else if event.is_instance(self.event_type.bind(event.py()))? {
+            if properties.is_some_and(|p| !p.is_empty()) {
+                return Err(PyTypeError::new_err(
+                    "capture() takes properties either inside the TelemetryEvent or as \
+                     keyword arguments, not both",
+                ));
+            }
+            event_from(event)?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "capture() takes a TelemetryEvent or an event name (str), not {}",
+                type_name(event)
+            )));
+        };
         self.client().capture(event);
-        Ok(())
-    }
-
-    /// Queues a `TelemetryEvent` (declared kinds, optional batch rule). Returns at once.
-    fn capture_event(&self, event: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.client().capture(event_from(event)?);
         Ok(())
     }
 

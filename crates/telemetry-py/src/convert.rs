@@ -185,9 +185,36 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
     })
 }
 
-/// A Python str as a Rust String. With the abi3-py39 limited API, `PyString::to_str` is
-/// unavailable (its C function joined the limited API in 3.10), so this goes through
-/// `to_cow`, which copies once.
+/// A Python str as a Rust String, copied once from the str's cached UTF-8 form.
+///
+/// This runs for every key and string value of every enabled capture. PyO3's safe path
+/// under the abi3-py39 limited API (`to_cow`) first makes a temporary `bytes` object,
+/// because `PyUnicode_AsUTF8AndSize` only joined the limited API in 3.10; that doubled the
+/// cost of a capture. The function itself has been exported by every CPython since 3.3,
+/// so an abi3 module may call it on 3.9 too.
 pub fn string(s: &Bound<'_, PyString>) -> PyResult<String> {
-    Ok(s.to_cow()?.into_owned())
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live str; the returned buffer belongs to it and stays valid while
+    // we hold the reference, and we copy it before returning.
+    let data = unsafe { as_utf8_and_size(s.as_ptr(), &mut size) };
+    if data.is_null() {
+        // Lone surrogates cannot be encoded; the pending Python exception says so.
+        return Err(PyErr::fetch(s.py()));
+    }
+    // SAFETY: CPython guarantees `size` valid UTF-8 bytes at `data`.
+    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+    // SAFETY: the bytes are UTF-8 (see above).
+    Ok(unsafe { std::str::from_utf8_unchecked(bytes) }.to_owned())
+}
+
+#[cfg(any(Py_3_10, not(Py_LIMITED_API)))]
+use pyo3::ffi::PyUnicode_AsUTF8AndSize as as_utf8_and_size;
+
+#[cfg(all(Py_LIMITED_API, not(Py_3_10)))]
+extern "C" {
+    #[link_name = "PyUnicode_AsUTF8AndSize"]
+    fn as_utf8_and_size(
+        unicode: *mut pyo3::ffi::PyObject,
+        size: *mut pyo3::ffi::Py_ssize_t,
+    ) -> *const std::os::raw::c_char;
 }

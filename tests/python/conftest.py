@@ -1,0 +1,146 @@
+"""Shared fixtures: the real local collector, isolated homes, and subprocess helpers.
+
+The collector is the project's own binary (crates/telemetry-collector), found through
+TELEMETRY_COLLECTOR_BIN, which `make test-python` sets. Without it the end-to-end tests
+fail rather than skip: a suite that silently skips its end-to-end half proves little.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "tests" / "vectors"
+
+
+class Collector:
+    """A running telemetry-collector on a loopback port, with its HTTP query API."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    def get(self, path: str, **params: object) -> Any:
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as r:
+            return json.load(r)
+
+    def events(self, event: str | None = None, limit: int = 10000) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.get("/api/events", event=event, limit=limit)
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.get("/api/summary")
+        return result
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> dict[str, Any]:
+        """The summary once it holds at least `count` events (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.summary()
+            if s["events"] >= count or time.monotonic() > deadline:
+                return s
+            time.sleep(0.05)
+
+
+def collector_bin() -> Path:
+    value = os.environ.get("TELEMETRY_COLLECTOR_BIN")
+    if not value:
+        pytest.fail(
+            "TELEMETRY_COLLECTOR_BIN is not set: run the suite with `make test-python`, "
+            "or set it to target/debug/telemetry-collector after `cargo build --workspace`"
+        )
+    path = Path(value)
+    if not path.is_file():
+        pytest.fail(f"TELEMETRY_COLLECTOR_BIN={value} does not exist: build the workspace first")
+    return path
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    """A fresh collector with its own SQLite file, stopped after the test."""
+    proc = subprocess.Popen(
+        [str(collector_bin()), "serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "e.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        pytest.fail(f"the collector did not start: {line!r}")
+    try:
+        yield Collector(proc, line.removeprefix("listening on "))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HOME (and working directory) for this test; consent variables unset."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("HOME", str(h))
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var in (
+        "ANONYMIZED_TELEMETRY",
+        "DO_NOT_TRACK",
+        "TELEMETRY_DEBUG",
+        "EVIDENTLY_DISABLE_TELEMETRY",
+        "TELEMETRY_CORE_ENDPOINT",
+        "TELEMETRY_CORE_API_KEY",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(h)
+    return h
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment for a child Python: this one without consent switches, HOME set."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "ANONYMIZED_TELEMETRY",
+            "DO_NOT_TRACK",
+            "TELEMETRY_DEBUG",
+            "EVIDENTLY_DISABLE_TELEMETRY",
+            "TELEMETRY_CORE_ENDPOINT",
+            "TELEMETRY_CORE_API_KEY",
+            "XDG_CACHE_HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_STATE_HOME",
+        }
+    }
+    env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def run_python(
+    code: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter; the result keeps stdout and stderr apart."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,265 @@
+"""The Python API: settings, capture, decision, stats, errors, context."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+import telemetry_core
+from telemetry_core import (
+    Client,
+    ConfigurationError,
+    InvalidEventError,
+    Settings,
+    TelemetryError,
+    TelemetryEvent,
+)
+
+SECRET = "11a245dd53334a50626b2356ccff3083922976f8016efbfb387ac3ab23a0dcf7"
+
+
+def memory_client(**kw: object) -> Client:
+    settings: dict[str, object] = {"product": "acme", "version": "1.0", "sink": "memory"}
+    settings.setdefault("environment", {})
+    settings.update(kw)
+    return Client(Settings(**settings))  # type: ignore[arg-type]
+
+
+def props(event: dict[str, object]) -> dict[str, object]:
+    p = event["properties"]
+    assert isinstance(p, dict)
+    return p
+
+
+def test_capture_with_keywords_anonymizes_by_type_and_adds_python_context() -> None:
+    with memory_client() as client:
+        client.capture("started", mode="server", workers=123456, ok=True, nothing=None)
+    (event,) = client.delivered()
+    p = props(event)
+    assert event["event"] == "started"
+    assert p["mode"] != "server" and len(str(p["mode"])) == 16  # keyed hash
+    assert p["workers"] == 123000  # 3 significant digits
+    assert (p["ok"], p["nothing"]) == (True, None)
+    assert p["runtime"] == "python"
+    assert p["runtime_version"] == "{}.{}.{}".format(*sys.version_info[:3])
+    assert p["python_implementation"] == sys.implementation.name
+    assert p["in_venv"] is (sys.prefix != sys.base_prefix)
+    assert p["in_jupyter"] is False and p["in_colab"] is False
+    assert isinstance(p["in_conda"], bool)
+    assert p["$geoip_disable"] is True and p["$ip"] is None
+
+
+def test_telemetry_event_declares_kinds_and_batches_like_chroma() -> None:
+    client = memory_client(flush_interval=3600)
+    for _ in range(5):
+        client.capture(
+            TelemetryEvent(
+                "collection_add",
+                {"collection_uuid": "my_collection", "add_amount": 1234, "label": "default"},
+                kinds={"collection_uuid": "hashed", "label": "safe"},
+                batch_key="c1:add",
+                max_batch_size=3,
+                summed=("add_amount",),
+            )
+        )
+    stats = client.shutdown(5)
+    events = client.delivered()
+    # First at once; then 3 merged (the maximum); the last one at shutdown.
+    assert [props(e)["batch_size"] for e in events] == [1, 3, 1]
+    assert [props(e)["add_amount"] for e in events] == [1234, 3702, 1234]  # exact sums
+    assert {props(e)["label"] for e in events} == {"default"}
+    assert {props(e)["collection_uuid"] for e in events} != {"my_collection"}
+    assert (stats.captured, stats.sent, stats.merged, stats.queued) == (5, 5, 2, 0)
+
+
+def test_fixed_identity_makes_hashes_reproducible() -> None:
+    a = memory_client(install_id="6f3c8a1e-2b4d-4e5f-9a0b-1c2d3e4f5a6b", secret_hex=SECRET)
+    a.capture("x", name="my_collection")
+    a.shutdown()
+    (event,) = a.delivered()
+    assert event["distinct_id"] == "6f3c8a1e-2b4d-4e5f-9a0b-1c2d3e4f5a6b"
+    assert props(event)["name"] == "80ded56ea35a1d2c"  # the shared vector's weak case
+
+
+def test_nested_and_numeric_protocol_values_convert() -> None:
+    class Color(enum.Enum):
+        RED = "red"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Index:
+        def __index__(self) -> int:
+            return 42
+
+    client = memory_client()
+    event = TelemetryEvent(
+        "e",
+        {"tags": ["a", 1, 2.5, None, (True,)], "level": Level.HIGH, "idx": Index(), "big": 2**70},
+        kinds={"tags": "safe", "level": "exact", "idx": "exact", "big": "exact"},
+    )
+    client.capture(event)
+    client.shutdown()
+    p = props(client.delivered()[0])
+    assert p["tags"] == ["a", 1, 2.5, None, [True]]
+    assert (p["level"], p["idx"]) == (3, 42)
+    assert p["big"] == float(2**70)
+    with pytest.raises(TypeError, match=r"property \"color\" has type Color"):
+        memory_client().capture("e", color=Color.RED)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda c: c.capture(42), TypeError, "TelemetryEvent or an event name"),
+        (lambda c: c.capture("e", when=object()), TypeError, 'property "when" has type object'),
+        (lambda c: c.capture("e", d={1: "x"}), TypeError, "keys must be str"),
+        (lambda c: c.capture(TelemetryEvent("e"), x=1), TypeError, "not both"),
+        (lambda c: c.capture(""), InvalidEventError, "event name is empty"),
+        (lambda c: c.capture(TelemetryEvent("e", kinds={"x": "secret"})), InvalidEventError,
+         "unknown property kind"),
+        (lambda c: c.flush("soon"), TypeError, "number of seconds"),
+    ],
+)  # fmt: skip
+def test_programming_errors_raise_clear_exceptions(
+    call: object, error: type[Exception], message: str
+) -> None:
+    client = memory_client()
+    with pytest.raises(error, match=message):
+        call(client)  # type: ignore[operator]
+    assert client.stats.captured == 0
+
+
+def test_one_exception_root() -> None:
+    assert issubclass(ConfigurationError, TelemetryError)
+    assert issubclass(InvalidEventError, TelemetryError)
+    with pytest.raises(TelemetryError, match="needs an endpoint"):
+        Client(Settings(product="acme"))
+    with pytest.raises(ConfigurationError, match="plain HTTP to a non-loopback host"):
+        Client(Settings(product="acme", endpoint="http://example.com", api_key="k"))
+    with pytest.raises(ConfigurationError, match="unknown sink"):
+        Settings(sink="carrier-pigeon")
+    with pytest.raises(ConfigurationError, match="unrecognized boolean"):
+        Settings(anonymized_telemetry="maybe")
+    with pytest.raises(TypeError, match="Settings.queue_capacity must be an int"):
+        Settings(queue_capacity="10")  # type: ignore[arg-type]
+
+
+def test_settings_follow_chroma_semantics() -> None:
+    assert Settings().anonymized_telemetry is True
+    assert Settings().explicit is None
+    assert Settings(anonymized_telemetry=False).explicit is False
+    assert Settings(anonymized_telemetry="False").explicit is False  # as pydantic reads it
+    assert "explicit" not in Settings().to_config()
+    assert Settings(anonymized_telemetry=True).to_config()["explicit"] is True
+    assert "phc_secret" not in repr(Settings(api_key="phc_secret"))
+    s = Settings(product="acme", shutdown_timeout=0.25).replace(mode="cli")
+    assert (s.mode, s.product, s.to_config()["shutdown_timeout_ms"]) == ("cli", "acme", 250)
+
+
+def test_explicit_off_and_environment_off_beat_on(home: Path) -> None:
+    off = memory_client(anonymized_telemetry=False)
+    assert not off.enabled
+    assert off.decision.decided_by == {"kind": "code", "name": "explicit setting", "value": "false"}
+    env_off = memory_client(
+        profile="chroma", anonymized_telemetry=True, environment={"ANONYMIZED_TELEMETRY": "False"}
+    )
+    assert not env_off.enabled
+    assert env_off.decision.decided_by["kind"] == "env"  # type: ignore[index]
+    (home / ".env").write_text("ANONYMIZED_TELEMETRY=False\n")
+    dotenv_off = memory_client(profile="chroma", environment={}, working_dir=home)
+    assert not dotenv_off.enabled
+    assert dotenv_off.decision.decided_by["kind"] == "dotenv"  # type: ignore[index]
+
+
+def test_decision_explains_for_people_and_programs() -> None:
+    c = memory_client(environment={"DO_NOT_TRACK": "1"})
+    d = c.decision
+    assert not d.enabled
+    assert str(d).startswith('telemetry is off: decided by do_not_track DO_NOT_TRACK = "1"')
+    data = json.loads(d.to_json())
+    assert data == d.to_dict()
+    assert set(data) == {"enabled", "decided_by", "sources", "warnings"}
+    assert any(s["name"] == "DO_NOT_TRACK" and s["says"] == "off" for s in data["sources"])
+    typo = memory_client(environment={"ACME_TELEMETRY_DISABLED": "nope"})
+    assert not typo.enabled
+    assert any("nope" in w for w in typo.decision.warnings)
+
+
+def test_opted_out_capture_does_nothing_not_even_counting() -> None:
+    client = memory_client(anonymized_telemetry=False)
+    for _ in range(100):
+        client.capture("x", a=1)
+        client.capture(TelemetryEvent("y"))
+    assert client.flush(1)
+    assert client.shutdown().captured == 0
+    assert client.delivered() == []
+
+
+def test_shutdown_is_idempotent_and_later_captures_are_counted_as_dropped() -> None:
+    client = memory_client()
+    client.capture("a")
+    first = client.shutdown()
+    client.capture("b")
+    second = client.shutdown()
+    assert first.sent == 1
+    assert (second.captured, second.sent, second.dropped_shutdown) == (2, 1, 1)
+    assert second.to_dict()["dropped_shutdown"] == 1
+
+
+def test_queue_full_drops_and_counts_instead_of_blocking() -> None:
+    client = memory_client(queue_capacity=1, flush_interval=3600)
+    for _ in range(1000):
+        client.capture("x")
+    stats = client.shutdown(5)
+    assert stats.dropped_queue_full > 0
+    assert stats.captured == stats.sent + stats.dropped_queue_full
+
+
+def test_preview_shows_the_anonymized_payload_and_sends_nothing() -> None:
+    client = memory_client(anonymized_telemetry=False)
+    item = client.preview("opened", path="/home/alice/db.sqlite", n=98765)
+    assert item["event"] == "opened"
+    assert item["properties"]["n"] == 98700
+    assert "/home/alice" not in json.dumps(item)
+    assert client.delivered() == []
+
+
+def test_delivered_needs_the_memory_sink(tmp_path: Path) -> None:
+    client = Client(
+        Settings(product="acme", sink="file", file_path=tmp_path / "e.jsonl", environment={})
+    )
+    client.capture("to-file", k=1)
+    client.shutdown()
+    assert json.loads((tmp_path / "e.jsonl").read_text())["event"] == "to-file"
+    with pytest.raises(ConfigurationError, match="memory"):
+        client.delivered()
+
+
+def test_decision_warnings_reach_the_telemetry_core_logger(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="telemetry_core"):
+        memory_client(environment={"ACME_TELEMETRY_DISABLED": "perhaps"})
+    assert any(
+        r.name.startswith("telemetry_core") and "perhaps" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_public_names() -> None:
+    assert set(telemetry_core.__all__) == {
+        "CORE_VERSION",
+        "KINDS",
+        "Client",
+        "ConfigurationError",
+        "Decision",
+        "InvalidEventError",
+        "Settings",
+        "Stats",
+        "TelemetryError",
+        "TelemetryEvent",
+    }
+    assert "chromadb" not in sys.modules or "telemetry_core.integrations.chroma" in sys.modules
