@@ -1,0 +1,3 @@
+module github.com/telemetry-core/telemetry-core/bindings/go
+
+go 1.22

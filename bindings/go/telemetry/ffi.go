@@ -1,0 +1,178 @@
+package telemetry
+
+// Every call into include/telemetry.h lives in this file. Go memory handed to C is string
+// or byte data without Go pointers inside, used only for the duration of the call, as the
+// cgo pointer rules require; strings coming back are copied and freed at once.
+
+// #cgo CFLAGS: -I${SRCDIR}/../../../include
+// #include <stdlib.h>
+// #include "telemetry.h"
+import "C"
+
+import (
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Error codes, the values of telemetry_error_code_t.
+const (
+	CodeNullPointer     Code = C.TELEMETRY_ERROR_CODE_NULL_POINTER
+	CodeInvalidUTF8     Code = C.TELEMETRY_ERROR_CODE_INVALID_UTF8
+	CodeInvalidJSON     Code = C.TELEMETRY_ERROR_CODE_INVALID_JSON
+	CodeInvalidConfig   Code = C.TELEMETRY_ERROR_CODE_INVALID_CONFIG
+	CodeInvalidEvent    Code = C.TELEMETRY_ERROR_CODE_INVALID_EVENT
+	CodeInvalidArgument Code = C.TELEMETRY_ERROR_CODE_INVALID_ARGUMENT
+	CodeTooLarge        Code = C.TELEMETRY_ERROR_CODE_TOO_LARGE
+	CodeShutDown        Code = C.TELEMETRY_ERROR_CODE_SHUT_DOWN
+	CodeTimeout         Code = C.TELEMETRY_ERROR_CODE_TIMEOUT
+	CodeNoMemorySink    Code = C.TELEMETRY_ERROR_CODE_NO_MEMORY_SINK
+	CodePanic           Code = C.TELEMETRY_ERROR_CODE_PANIC
+)
+
+const (
+	// maxEventNameBytes is the core's limit on an event name, checked in Capture so the
+	// error comes back to the caller instead of surfacing later from the sender.
+	maxEventNameBytes = C.TELEMETRY_MAX_EVENT_NAME_BYTES
+	// maxInputBytes is the most the C ABI reads in one string argument.
+	maxInputBytes = C.TELEMETRY_MAX_INPUT_BYTES
+	// maxTimeout is the longest wait the C ABI honours; longer ones are clamped to it.
+	maxTimeout = time.Duration(C.TELEMETRY_MAX_TIMEOUT_MS) * time.Millisecond
+)
+
+// crossings counts calls into C, so tests can prove that an opted-out client never makes
+// one. One atomic add next to a cgo call costs nothing measurable.
+var crossings atomic.Int64
+
+// handle is a live telemetry_client_t.
+type handle = *C.telemetry_client_t
+
+// empty stands in for the data pointer of an empty Go string, which may be nil: the C ABI
+// reads NULL as "missing", not as "".
+var empty byte
+
+func cBytes(b []byte) (*C.char, C.size_t) {
+	if len(b) == 0 {
+		return (*C.char)(unsafe.Pointer(&empty)), 0
+	}
+	return (*C.char)(unsafe.Pointer(&b[0])), C.size_t(len(b))
+}
+
+// fromC turns an owned telemetry_error_t* into a Go error and frees it; nil stays nil.
+func fromC(e *C.telemetry_error_t) error {
+	if e == nil {
+		return nil
+	}
+	defer C.telemetry_error_free(e)
+	return &Error{
+		Code:    Code(C.telemetry_error_code(e)),
+		Message: C.GoString(C.telemetry_error_message(e)),
+	}
+}
+
+// takeString copies a library-owned string and frees it.
+func takeString(p *C.char, n C.size_t) []byte {
+	if p == nil {
+		return nil
+	}
+	out := make([]byte, int(n))
+	copy(out, unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
+	C.telemetry_string_free(p)
+	return out
+}
+
+func ms(d time.Duration) C.uint64_t {
+	if d <= 0 {
+		return 0
+	}
+	if d > maxTimeout {
+		d = maxTimeout
+	}
+	return C.uint64_t(d / time.Millisecond)
+}
+
+func coreVersion() string {
+	crossings.Add(1)
+	return C.GoString(C.telemetry_version())
+}
+
+func cNew(config []byte) (handle, error) {
+	crossings.Add(1)
+	var h handle
+	p, n := cBytes(config)
+	if err := fromC(C.telemetry_client_new(p, n, &h)); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func cFree(h handle) {
+	crossings.Add(1)
+	C.telemetry_client_free(h)
+}
+
+func cIsEnabled(h handle) (bool, error) {
+	crossings.Add(1)
+	var on C.bool
+	err := fromC(C.telemetry_client_is_enabled(h, &on))
+	return bool(on), err
+}
+
+func cCaptureBatch(h handle, events []byte) error {
+	crossings.Add(1)
+	p, n := cBytes(events)
+	return fromC(C.telemetry_client_capture_batch(h, p, n, nil))
+}
+
+func cFlush(h handle, timeout time.Duration) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_client_flush(h, ms(timeout)))
+}
+
+func cShutdown(h handle, timeout time.Duration) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_client_shutdown(h, ms(timeout)))
+}
+
+// cJSON runs one of the calls that write a JSON string to an out-parameter.
+func cJSON(call func(out **C.char, n *C.size_t) *C.telemetry_error_t) ([]byte, error) {
+	crossings.Add(1)
+	var out *C.char
+	var n C.size_t
+	if err := fromC(call(&out, &n)); err != nil {
+		return nil, err
+	}
+	return takeString(out, n), nil
+}
+
+func cDecision(h handle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_client_decision(h, out, n)
+	})
+}
+
+func cStats(h handle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_client_stats(h, out, n)
+	})
+}
+
+func cMemoryEvents(h handle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_client_memory_events(h, out, n)
+	})
+}
+
+func cPreview(h handle, event []byte) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		p, l := cBytes(event)
+		return C.telemetry_client_preview(h, p, l, out, n)
+	})
+}
+
+func cAnonymize(request []byte) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		p, l := cBytes(request)
+		return C.telemetry_anonymize(p, l, out, n)
+	})
+}
