@@ -42,16 +42,19 @@ def test_capture_with_keywords_anonymizes_by_type_and_adds_python_context() -> N
     (event,) = client.delivered()
     p = props(event)
     assert event["event"] == "started"
-    assert p["mode"] != "server" and len(str(p["mode"])) == 16  # keyed hash
+    assert p["mode"] != "server"
+    assert len(str(p["mode"])) == 16
     assert p["workers"] == 123000  # 3 significant digits
     assert (p["ok"], p["nothing"]) == (True, None)
     assert p["runtime"] == "python"
     assert p["runtime_version"] == "{}.{}.{}".format(*sys.version_info[:3])
     assert p["python_implementation"] == sys.implementation.name
     assert p["in_venv"] is (sys.prefix != sys.base_prefix)
-    assert p["in_jupyter"] is False and p["in_colab"] is False
+    assert p["in_jupyter"] is False
+    assert p["in_colab"] is False
     assert isinstance(p["in_conda"], bool)
-    assert p["$geoip_disable"] is True and p["$ip"] is None
+    assert p["$geoip_disable"] is True
+    assert p["$ip"] is None
 
 
 def test_telemetry_event_declares_kinds_and_batches_like_chroma() -> None:
@@ -146,7 +149,7 @@ def test_one_exception_root() -> None:
         Settings(sink="carrier-pigeon")
     with pytest.raises(ConfigurationError, match="unrecognized boolean"):
         Settings(anonymized_telemetry="maybe")
-    with pytest.raises(TypeError, match="Settings.queue_capacity must be an int"):
+    with pytest.raises(TypeError, match=r"Settings\.queue_capacity must be an int"):
         Settings(queue_capacity="10")  # type: ignore[arg-type]
 
 
@@ -241,7 +244,9 @@ def test_delivered_needs_the_memory_sink(tmp_path: Path) -> None:
         client.delivered()
 
 
-def test_decision_warnings_reach_the_telemetry_core_logger(caplog: pytest.LogCaptureFixture) -> None:
+def test_decision_warnings_reach_the_telemetry_core_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING, logger="telemetry_core"):
         memory_client(environment={"ACME_TELEMETRY_DISABLED": "perhaps"})
     assert any(

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import VECTORS
 
 from telemetry_core import Client, Settings, TelemetryEvent
 from telemetry_core._native import anonymize_value
+
+from conftest import VECTORS
 
 
 def load(name: str) -> dict[str, Any]:
