@@ -1,0 +1,74 @@
+// Command benchtable reads `go test -bench` output from stdin and prints the Go figures
+// beside their references from the same run: Capture off against an empty function call
+// with the same arguments (target: at most 2x), Capture on against posthog-go's Enqueue
+// of the same event (target: faster).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	ns := map[string]float64{}
+	extra := map[string]string{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "Benchmark")
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			name = name[:i]
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				ns[name] = v
+			case "%dropped":
+				extra[name] = fmt.Sprintf("%.0f%% dropped by the full queue, counted", v)
+			}
+		}
+	}
+	rows := []struct{ what, ours, ref, refName, target string }{
+		{"Capture, telemetry off", "CaptureOff", "FloorEmptyFunction", "empty function", "<= 2x"},
+		{"Capture, telemetry on, 5 properties", "CaptureOn", "PosthogEnqueue", "posthog-go Enqueue", "< 1x"},
+	}
+	fmt.Printf("\n%-38s %10s  %-20s %10s  %7s  %-7s %s\n", "Go, ns/op (same run)", "ours", "reference", "ns/op", "ratio", "target", "")
+	missing := false
+	for _, r := range rows {
+		o, ok1 := ns[r.ours]
+		f, ok2 := ns[r.ref]
+		if !ok1 || !ok2 {
+			fmt.Printf("%-38s missing from the run\n", r.what)
+			missing = true
+			continue
+		}
+		ratio := o / f
+		limit := 2.0
+		met := ratio <= limit
+		if r.target == "< 1x" {
+			limit = 1
+			met = ratio < limit
+		}
+		verdict := "met"
+		if !met {
+			verdict = "MISSED"
+		}
+		fmt.Printf("%-38s %10.2f  %-20s %10.2f  %6.2fx  %-7s %s\n", r.what, o, r.refName, f, ratio, r.target, verdict)
+		if e := extra[r.ours]; e != "" {
+			fmt.Printf("%-38s %s\n", "", e)
+		}
+	}
+	if missing {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,57 @@
+# The C ABI (crates/telemetry-ffi, include/telemetry.h, tests/c) and the Go package over it
+# (bindings/go). Tests link the static library from the workspace's debug build, so
+# `make test` builds Rust once; benchmarks link the release build.
+.PHONY: header deps-go test-c test-go bench-go
+
+DEPS_TARGETS += deps-go
+TEST_TARGETS += test-c test-go
+BENCH_TARGETS += bench-go
+
+GO ?= go
+CC ?= cc
+GO_DIR := $(ROOT)/bindings/go
+FFI_DEBUG_LIB := $(CARGO_TARGET_DIR)/debug/libtelemetry_ffi.a
+FFI_RELEASE_LIB := $(CARGO_TARGET_DIR)/release/libtelemetry_ffi.a
+C_TEST_DIR := $(CARGO_TARGET_DIR)/c-tests
+C_TEST_FLAGS := -std=c11 -Wall -Wextra -Werror -g -I$(ROOT)/include
+C_TEST_LIBS := -lpthread -ldl -lm
+# -count=1: go caches test results without knowing the Rust library under them changed.
+GO_TEST := $(GO) test -count=1 -tags telemetry_ffi_debug
+GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector
+
+header: deps-rust ## Regenerate include/telemetry.h from crates/telemetry-ffi with cbindgen
+	TELEMETRY_WRITE_HEADER=1 $(CARGO) test -q -p telemetry-ffi --test header
+
+deps-go:
+	@command -v $(GO) >/dev/null || { echo "go not found: install Go >= 1.22"; exit 1; }
+	@command -v $(CC) >/dev/null || { echo "$(CC) not found: install a C compiler (cgo and tests/c need one)"; exit 1; }
+	cd $(GO_DIR) && $(GO) mod download
+	cd $(GO_DIR)/bench && $(GO) mod download
+
+test-c: build ## C ABI from C: every function and bad input, 8 threads; plain and under AddressSanitizer
+	@test -f $(FFI_DEBUG_LIB) || { echo "$(FFI_DEBUG_LIB) missing: the workspace build should make it"; exit 1; }
+	mkdir -p $(C_TEST_DIR)
+	$(CC) $(C_TEST_FLAGS) tests/c/test_telemetry.c $(FFI_DEBUG_LIB) $(C_TEST_LIBS) -o $(C_TEST_DIR)/test_telemetry
+	$(C_TEST_DIR)/test_telemetry
+	$(CC) $(C_TEST_FLAGS) -fsanitize=address -fno-omit-frame-pointer tests/c/test_telemetry.c \
+		$(FFI_DEBUG_LIB) $(C_TEST_LIBS) -o $(C_TEST_DIR)/test_telemetry_asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(C_TEST_DIR)/test_telemetry_asan
+
+test-go: build deps-go ## Go: gofmt, vet, tests with -race, a GOGC=1 cgocheck run, the example linked statically
+	@test -f $(FFI_DEBUG_LIB) || { echo "$(FFI_DEBUG_LIB) missing: the workspace build should make it"; exit 1; }
+	@unformatted="$$(cd $(GO_DIR) && gofmt -l .)"; [ -z "$$unformatted" ] || { echo "gofmt needed: $$unformatted"; exit 1; }
+	cd $(GO_DIR) && $(GO) vet -tags telemetry_ffi_debug ./...
+	cd $(GO_DIR)/bench && $(GO) vet ./...
+	cd $(GO_DIR) && $(GO_COLLECTOR) $(GO_TEST) -race ./...
+	cd $(GO_DIR) && $(GO_COLLECTOR) GOGC=1 GODEBUG=cgocheck=1 $(GO_TEST) ./...
+	mkdir -p $(CARGO_TARGET_DIR)/go
+	rm -f $(CARGO_TARGET_DIR)/go/chromalike
+	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/chromalike ./examples/chromalike
+	@if ldd $(CARGO_TARGET_DIR)/go/chromalike | grep -q telemetry; then \
+		echo "the Go example needs a telemetry shared library at run time"; exit 1; fi
+	@echo "test-go: the example links telemetry-core statically (ldd lists no telemetry library)"
+
+bench-go: deps-go ## Go Capture on/off beside posthog-go's Enqueue and an empty-function floor
+	$(CARGO) build --release -p telemetry-ffi
+	cd $(GO_DIR)/bench && $(GO) test -count=1 -run '^$$' -bench . -benchtime=2s -benchmem | tee bench.out
+	cd $(GO_DIR)/bench && $(GO) run ./cmd/benchtable < bench.out
