@@ -1,0 +1,30 @@
+// Package telemetry is the Go binding of telemetry-core: honest, opt-out, anonymous usage
+// telemetry whose consent rules, anonymization, batching and delivery all live in one Rust
+// core, reached through its C ABI (include/telemetry.h) and linked statically, so a Go
+// binary needs no shared library at run time.
+//
+//	client, err := telemetry.New(
+//		telemetry.WithProduct("myapp", "1.2.0"),
+//		telemetry.WithProfile(telemetry.Chroma), // ANONYMIZED_TELEMETRY, .env, DO_NOT_TRACK
+//		telemetry.WithEndpoint("https://eu.i.posthog.com"),
+//		telemetry.WithAPIKey("phc_..."),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	defer client.Close(context.Background())
+//	fmt.Println(client.Decision()) // why telemetry is on or off
+//	client.Capture("collection_add", map[string]any{
+//		"collection": name,                    // sent as a keyed hash
+//		"add_amount": telemetry.Exact(len(ids)), // sent exactly
+//	})
+//
+// The package holds no policy: whether telemetry may run, how each value is anonymized and
+// how events merge are decided by the core, the same for Rust, Go and Python programs. The
+// package converts values, maps errors (*Error, matched with errors.Is against ErrShutDown,
+// ErrInvalidConfig, ...) and keeps the calling goroutine's cost low: see Client.
+//
+// Building: the package links target/release/libtelemetry_ffi.a from the repository root
+// (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
+// debug build instead, as `make test` does.
+package telemetry
