@@ -39,8 +39,10 @@ test-python: build python-develop ## Python: mypy --strict, stubtest, ruff, pyte
 	$(VENV)/bin/ruff format --check python tests/python
 	$(VPY) -m pytest -q tests/python
 
-bench-python: build python-release ## Python: ours beside posthog-python and a pure-Python floor
-	$(VPY) tests/python/bench_python.py --collector $(TELEMETRY_COLLECTOR_BIN)
+bench-python: python-release ## Python: ours beside posthog-python and a pure-Python floor
+	# A release collector: on 2 cores, a debug one would take CPU from the code measured.
+	$(CARGO) build -q --release -p telemetry-collector
+	$(VPY) tests/python/bench_python.py --collector $(CARGO_TARGET_DIR)/release/telemetry-collector
 
 # The demo's Python part (scripts/demo-parts/30-python.sh) runs in the venv.
 demo: python-develop

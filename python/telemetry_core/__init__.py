@@ -12,8 +12,6 @@ this package converts values and maps errors. Importing it imports nothing else:
 integrations (``telemetry_core.integrations.chroma``, ``.cli``) are imported by name.
 """
 
-import logging as _logging
-
 from telemetry_core._client import Client, Decision, Stats
 from telemetry_core._event import KINDS, TelemetryEvent
 from telemetry_core._native import (
@@ -36,8 +34,3 @@ __all__ = [
     "TelemetryError",
     "TelemetryEvent",
 ]
-
-# A library's logger gets only a NullHandler (as the logging docs advise): delivery
-# warnings reach the host's handlers when it configures logging, and stderr otherwise stays
-# quiet. The `logging` module is already loaded by the native module's log bridge.
-_logging.getLogger("telemetry_core").addHandler(_logging.NullHandler())

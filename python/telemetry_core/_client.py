@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from telemetry_core import _exit
 from telemetry_core._context import python_context, python_version
 from telemetry_core._event import TelemetryEvent
 from telemetry_core._native import NativeClient
 from telemetry_core._settings import Settings
 
+# `typing` costs milliseconds to import; annotations are strings here, so it is only
+# imported for type checkers (mypy treats any TYPE_CHECKING name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import Any
 
 __all__ = ["Client", "Decision", "Stats"]
 

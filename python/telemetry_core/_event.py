@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+# `typing` costs milliseconds to import; annotations are strings here, so it is only
+# imported for type checkers (mypy treats any TYPE_CHECKING name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 

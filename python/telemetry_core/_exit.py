@@ -14,17 +14,22 @@ import atexit
 import os
 import sys
 import time
-import weakref
-from typing import TYPE_CHECKING
+
+# The set class behind weakref.WeakSet, already loaded by `abc` at startup; `weakref`
+# itself would pull in more modules.
+from _weakrefset import WeakSet
 
 from telemetry_core import _native
 
+# `typing` costs milliseconds to import; annotations are strings here, so it is only
+# imported for type checkers (mypy treats any TYPE_CHECKING name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from telemetry_core._client import Client
 
 __all__ = ["register", "shutdown_all"]
 
-_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+_clients: WeakSet[Client] = WeakSet()
 _hooked = False
 
 

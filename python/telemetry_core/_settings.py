@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Union
 
 from telemetry_core._native import ConfigurationError, parse_bool
 
+# `typing` costs milliseconds to import; annotations are strings here, so it is only
+# imported for type checkers (mypy treats any TYPE_CHECKING name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any, Union
+
+    #: A path given as str or os.PathLike.
+    PathLike = Union[str, os.PathLike[str]]
 
 __all__ = ["Settings"]
-
-#: A path given as str or os.PathLike.
-PathLike = Union[str, "os.PathLike[str]"]
 
 _SINKS = ("posthog", "file", "debug", "memory")
 _MODES = ("library", "cli")

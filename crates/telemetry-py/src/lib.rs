@@ -98,7 +98,7 @@ fn parse_bool(value: &str) -> PyResult<Option<bool>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    logging::install(py)?;
+    logging::install();
     m.add("CORE_VERSION", telemetry_core::context::CORE_VERSION)?;
     m.add("TelemetryError", py.get_type::<TelemetryError>())?;
     m.add("ConfigurationError", py.get_type::<ConfigurationError>())?;

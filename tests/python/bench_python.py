@@ -1,0 +1,302 @@
+"""`make bench` for Python: telemetry_core beside the latest posthog-python, in one run.
+
+Every figure is printed beside a floor measured in the same run on the same machine (a
+pure-Python no-op method taking the same five keyword arguments), because this machine
+is slow and noisy and absolute figures mean little. Everything stays on loopback: the
+endpoint "up" is the project's local collector, the endpoint that "never answers" is a
+socket here that accepts and never replies. posthog-python points only at those.
+
+    python tests/python/bench_python.py --collector target/debug/telemetry-collector
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROUNDS = 7
+PROPS = {
+    "collection_uuid": "2b1f6c0e-9a3e-4c53-8f0e-0d7c1b2f3a4b",
+    "add_amount": 20,
+    "with_documents": True,
+    "embedding_function": "default",
+    "ratio": 0.5,
+}
+
+
+class Floor:
+    """The floor: what a call with these arguments costs when the method does nothing."""
+
+    def capture(self, event: object, /, **properties: object) -> None:
+        return None
+
+
+def per_call(
+    loop: Callable[[int], None], n: int, between: Callable[[], None] | None = None
+) -> float:
+    """Median seconds per call over ROUNDS rounds of `n` calls; `between` runs untimed."""
+    samples = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        loop(n)
+        samples.append((time.perf_counter() - start) / n)
+        if between is not None:
+            between()
+    return statistics.median(samples)
+
+
+def kwargs_loop(capture: Callable[..., object]) -> Callable[[int], None]:
+    def loop(n: int) -> None:
+        for _ in range(n):
+            capture(
+                "collection_add",
+                collection_uuid="2b1f6c0e-9a3e-4c53-8f0e-0d7c1b2f3a4b",
+                add_amount=20,
+                with_documents=True,
+                embedding_function="default",
+                ratio=0.5,
+            )
+
+    return loop
+
+
+def posthog_loop(capture: Callable[..., object]) -> Callable[[int], None]:
+    def loop(n: int) -> None:
+        for _ in range(n):
+            capture("collection_add", distinct_id="bench", properties=PROPS)
+
+    return loop
+
+
+def import_time(module: str) -> float:
+    """Median seconds to import `module` in a fresh interpreter (interpreter start excluded),
+    with bytecode caches as an installed package has them (a first, uncounted run writes
+    ours, since PYTHONDONTWRITEBYTECODE would make every run compile the sources)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def once() -> float:
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env=env)  # fmt: skip
+        return float(run.stdout)
+
+    once()
+    return statistics.median(once() for _ in range(ROUNDS))
+
+
+@contextlib.contextmanager
+def collector(binary: str) -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--db", str(Path(d) / "bench.db")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            proc.kill()
+            raise SystemExit(f"the collector did not start: {line!r}")
+        try:
+            yield line.removeprefix("listening on ")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """A loopback socket that accepts connections and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    srv.settimeout(0.2)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                held.append(srv.accept()[0])
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        done.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+SHUTDOWN_OURS = textwrap.dedent(
+    """
+    import time
+    from telemetry_core import Client, Settings
+    c = Client(Settings(product="bench", endpoint={url!r}, api_key="k", environment={{}}))
+    for i in range(10_000):
+        c.capture("queued", i=i)
+    t = time.perf_counter(); c.shutdown(); print(time.perf_counter() - t)
+    """
+)
+SHUTDOWN_POSTHOG = textwrap.dedent(
+    """
+    import time
+    from posthog import Posthog
+    p = Posthog("phc_bench", host={url!r})
+    for i in range(10_000):
+        p.capture("queued", distinct_id="bench", properties={{"i": i}})
+    t = time.perf_counter(); p.shutdown(); print(time.perf_counter() - t)
+    """
+)
+
+
+def shutdown_time(template: str, url: str, limit: float) -> float | None:
+    """Seconds a fresh process spends in shutdown(); None when it exceeds `limit`."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", template.format(url=url)],
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            check=True,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    return float(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collector", required=True, help="path to telemetry-collector")
+    # posthog-python retries each batch with 15 s timeouts: about 100 s here. Waiting for
+    # it to the end adds nothing to the comparison, so it is stopped at this limit.
+    parser.add_argument("--posthog-shutdown-limit", type=float, default=60.0)
+    args = parser.parse_args()
+
+    import posthog
+    from posthog import Posthog
+
+    from telemetry_core import Client, Settings
+
+    floor = per_call(kwargs_loop(Floor().capture), 200_000)
+
+    off = Client(Settings(product="bench", sink="memory", anonymized_telemetry=False))
+    ours_off = per_call(kwargs_loop(off.capture), 200_000)
+    ph_off = Posthog("phc_bench", host="http://127.0.0.1:9", disabled=True)
+    posthog_off = per_call(posthog_loop(ph_off.capture), 5_000)
+
+    with collector(args.collector) as url:
+        on = Client(Settings(product="bench", endpoint=url, api_key="phc_bench", environment={}))
+        # Rounds fit in the queue (10,000): a round measures capture, not dropping; the
+        # worker sends while the round runs, as it would in a host.
+        ours_on = per_call(kwargs_loop(on.capture), 5_000, between=lambda: on.flush(30))
+        stats = on.shutdown(30)
+        if stats.dropped_queue_full or stats.sent != stats.captured:
+            raise SystemExit(f"the capture rounds lost events: {stats}")
+        ph = Posthog("phc_bench", host=url)
+        posthog_on = per_call(posthog_loop(ph.capture), 1_000, between=ph.flush)
+        ph.shutdown()
+
+    # The caller's share alone: the worker is stuck in a request to an endpoint that never
+    # answers, so it takes no CPU from the loop (the queue holds every round).
+    with silent_endpoint() as url:
+        parked = Client(
+            Settings(product="bench", endpoint=url, api_key="k", environment={},
+                     queue_capacity=ROUNDS * 5_000 + 1, flush_interval=3600)
+        )  # fmt: skip
+        parked.capture("start the worker")
+        time.sleep(0.2)
+        ours_caller = per_call(kwargs_loop(parked.capture), 5_000)
+        parked.shutdown(0.1)
+
+    ours_import = import_time("telemetry_core")
+    posthog_import = import_time("posthog")
+    with silent_endpoint() as url:
+        ours_shutdown = shutdown_time(SHUTDOWN_OURS, url, 10)
+        posthog_shutdown = shutdown_time(SHUTDOWN_POSTHOG, url, args.posthog_shutdown_limit)
+
+    def us(s: float) -> str:
+        return f"{s * 1e6:8.2f} µs"
+
+    def secs(s: float | None, limit: float) -> str:
+        return f"  > {limit:.0f} s" if s is None else f"{s:8.3f} s"
+
+    rows = [
+        ("floor: no-op method, 5 kwargs", us(floor), "", "", "", ""),
+        (
+            "capture, 5 props, off",
+            us(ours_off),
+            us(posthog_off),
+            f"{ours_off / floor:5.2f}x",
+            f"{posthog_off / ours_off:7.0f}x",
+            "≤ 1.3x floor, ≥ 50x",
+        ),
+        (
+            "capture, 5 props, on",
+            us(ours_on),
+            us(posthog_on),
+            f"{ours_on / floor:5.2f}x",
+            f"{posthog_on / ours_on:7.0f}x",
+            "≤ 3x floor, ≥ 50x",
+        ),
+        (
+            "  of which the caller's share",
+            us(ours_caller),
+            "",
+            f"{ours_caller / floor:5.2f}x",
+            "",
+            "(worker idle)",
+        ),
+        (
+            "import",
+            f"{ours_import * 1e3:8.2f} ms",
+            f"{posthog_import * 1e3:8.2f} ms",
+            "",
+            f"{posthog_import / ours_import:7.0f}x",
+            "≤ 20 ms",
+        ),
+        (
+            "shutdown, silent endpoint, 10k queued",
+            secs(ours_shutdown, 10),
+            secs(posthog_shutdown, args.posthog_shutdown_limit),
+            "",
+            ""
+            if ours_shutdown is None or posthog_shutdown is None
+            else f"{posthog_shutdown / ours_shutdown:7.0f}x",
+            "≤ 1.1 s",
+        ),
+    ]
+    checks = [
+        ours_off <= 1.3 * floor and posthog_off >= 50 * ours_off,
+        ours_on <= 3 * floor and posthog_on >= 50 * ours_on,
+        ours_caller <= 3 * floor,
+        ours_import <= 0.020,
+        ours_shutdown is not None and ours_shutdown <= 1.1,
+    ]
+    python = sys.version.split()[0]
+    print(f"\nPython {python}: telemetry_core vs posthog-python {posthog.VERSION}")
+    header = ("what", "ours", "posthog-python", "ours/floor", "posthog/ours", "target")
+    widths = [38, 12, 15, 11, 13, 20]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for i, row in enumerate(rows):
+        status = "" if i == 0 else ("ok" if checks[i - 1] else "MISSED")
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + status)
+
+
+if __name__ == "__main__":
+    main()
