@@ -13,7 +13,7 @@
 //! assert_eq!(item["properties"]["$geoip_disable"], true);
 //! ```
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::anonymize::{self, Anonymizer, LocalNames};
 use crate::context::{ClientContext, CORE_VERSION};
@@ -66,12 +66,22 @@ impl PayloadBuilder {
         for (k, v) in &self.context {
             properties.insert(k.clone(), v.clone());
         }
-        json!({
-            "event": event.name,
-            "distinct_id": self.distinct_id,
-            "properties": properties,
-            "timestamp": anonymize::timestamp(event.timestamp),
-            "uuid": uuid::Uuid::new_v4().to_string(),
-        })
+        // Built field by field: `json!` would serialize `properties` into a second copy.
+        let mut item = Map::with_capacity(5);
+        item.insert("event".into(), Value::String(event.name));
+        item.insert(
+            "distinct_id".into(),
+            Value::String(self.distinct_id.clone()),
+        );
+        item.insert("properties".into(), Value::Object(properties));
+        item.insert(
+            "timestamp".into(),
+            Value::String(anonymize::timestamp(event.timestamp)),
+        );
+        item.insert(
+            "uuid".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
+        Value::Object(item)
     }
 }
