@@ -61,7 +61,11 @@ fn events_from_many_threads_arrive_exactly_once_with_exact_batch_sums() {
     assert_eq!(gets.events as u64, total / 5);
     assert_eq!(gets.batch_size_total as u64, total / 5);
     assert_eq!(adds.batch_size_total as u64, total * 4 / 5);
-    assert!(adds.events < total / 10, "adds were not merged: {}", adds.events);
+    assert!(
+        adds.events < total / 10,
+        "adds were not merged: {}",
+        adds.events
+    );
     assert_eq!(summary.instances, 1);
     assert_eq!(summary.by_product_version["1.3.0"], summary.events);
 
