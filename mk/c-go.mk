@@ -17,7 +17,7 @@ C_TEST_FLAGS := -std=c11 -Wall -Wextra -Werror -g -I$(ROOT)/include
 C_TEST_LIBS := -lpthread -ldl -lm
 # -count=1: go caches test results without knowing the Rust library under them changed.
 GO_TEST := $(GO) test -count=1 -tags telemetry_ffi_debug
-GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector
+GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector TELEMETRY_CLI_BIN=$(CARGO_TARGET_DIR)/debug/telemetry
 
 header: deps-rust ## Regenerate include/telemetry.h from crates/telemetry-ffi with cbindgen
 	TELEMETRY_WRITE_HEADER=1 $(CARGO) test -q -p telemetry-ffi --test header

@@ -16,6 +16,7 @@ PY_STAMP := $(VENV)/.deps-$(shell sha256sum $(PY_REQUIREMENTS) 2>/dev/null | cut
 MATURIN := VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin
 # The end-to-end tests start the real collector from here (and fail if it is missing).
 export TELEMETRY_COLLECTOR_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry-collector
+export TELEMETRY_CLI_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry
 
 deps-python: $(PY_STAMP) ## Python venv (.venv) with maturin, pytest, mypy, ruff, chromadb, posthog
 

@@ -327,3 +327,42 @@ fn preview_shows_the_payload_even_when_off_and_creates_nothing() {
     );
     assert_eq!(preview["distinct_id"], sent["distinct_id"]);
 }
+
+#[test]
+fn the_file_sink_appends_json_lines_and_creates_nothing_before_delivery() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("events.jsonl");
+    let start = || {
+        Client::builder("app", "1")
+            .environment(MapEnvironment::new().with("HOME", home.path()))
+            .working_dir(home.path())
+            .sink(SinkConfig::File(out.clone()))
+            .build()
+            .unwrap()
+    };
+    let first = start();
+    assert!(
+        !out.exists(),
+        "the file sink must not create its file at build"
+    );
+    first.capture(Event::new("one"));
+    first.capture(Event::new("two"));
+    assert!(first.flush(Duration::from_secs(5)));
+    first.shutdown(Duration::from_secs(1));
+    // A second client (the next run) appends; it never truncates.
+    let second = start();
+    second.capture(Event::new("three"));
+    second.shutdown(Duration::from_secs(1));
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["one", "two", "three"]);
+}
