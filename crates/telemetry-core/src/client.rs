@@ -782,11 +782,12 @@ impl Drop for Client {
     fn drop(&mut self) {
         self.shutdown(self.shutdown_deadline);
         let p = *self.pipeline.get_mut();
-        // SAFETY: we own the current pipeline; a parent's copy (other generation) is
-        // leaked on purpose, see `start`.
+        // SAFETY: we own the current pipeline. Freeing it is safe even when shutdown
+        // abandoned a worker stuck in a request: the worker owns only the receiver and an
+        // Arc of the control state, never the pipeline. A parent's copy (another
+        // generation) is leaked on purpose: its locks may be held by a thread that is gone.
         if let Some(pipeline) = unsafe { p.as_ref() } {
-            let abandoned = pipeline.shared.lock().abandoned;
-            if pipeline.generation == FORK_GENERATION.load(Ordering::Relaxed) && !abandoned {
+            if pipeline.generation == FORK_GENERATION.load(Ordering::Relaxed) {
                 drop(unsafe { Box::from_raw(p) });
             }
         }
