@@ -2,11 +2,13 @@
 //! Python suites), then the cases a JSON vector cannot express: bytes that are not UTF-8,
 //! huge values, and writing the user's choice.
 
-use std::collections::BTreeSet;
+mod common;
+use common::listing;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,22 +20,6 @@ fn vectors() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/consent.json");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("consent.json is valid JSON")
-}
-
-/// Every path under `root`, without following symbolic links.
-fn listing(root: &Path) -> BTreeSet<PathBuf> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            }
-            found.insert(entry.path());
-        }
-    }
-    found
 }
 
 fn with_root(text: &str, root: &Path) -> String {

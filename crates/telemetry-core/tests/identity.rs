@@ -1,6 +1,9 @@
 //! The install identity: reuse of existing ids, exactly one id under concurrency, and
 //! in-memory fallbacks that never overwrite what is on disk.
 
+mod common;
+use common::listing;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,22 +23,6 @@ fn home(root: &Path) -> MapEnvironment {
 
 fn chroma_dir(root: &Path) -> PathBuf {
     root.join(".cache/chroma")
-}
-
-/// Every path under `root`, without following symbolic links.
-fn listing(root: &Path) -> BTreeSet<PathBuf> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            }
-            found.insert(entry.path());
-        }
-    }
-    found
 }
 
 #[test]

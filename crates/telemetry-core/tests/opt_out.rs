@@ -1,6 +1,9 @@
 //! Opted out means nothing at all happens: no thread, no file, no connection.
 //! One test in its own binary, so the process's thread count is not disturbed by others.
 
+mod common;
+use common::listing;
+
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -10,18 +13,6 @@ use telemetry_core::{Client, Event};
 
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        }
-        out.push(path);
-    }
-    out
 }
 
 #[test]
@@ -65,11 +56,11 @@ fn opted_out_clients_create_no_thread_no_file_and_no_connection() {
             "{profile}: a thread was started"
         );
         assert!(
-            files_under(home.path()).is_empty(),
+            listing(home.path()).is_empty(),
             "{profile}: wrote into HOME"
         );
         assert!(
-            files_under(work.path()).is_empty(),
+            listing(work.path()).is_empty(),
             "{profile}: wrote into the working dir"
         );
         drop(client);
