@@ -68,6 +68,8 @@ struct FaultServer {
     url: String,
     stop: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
+    /// When each request arrived, to check that Retry-After was waited out.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -111,17 +113,19 @@ fn start(fault: Fault) -> FaultServer {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
     if let Fault::ClosedPort = fault {
         drop(listener);
         return FaultServer {
             url,
             stop,
             requests,
+            arrivals,
             thread: None,
         };
     }
     listener.set_nonblocking(true).unwrap();
-    let (stop2, requests2) = (stop.clone(), requests.clone());
+    let (stop2, requests2, arrivals2) = (stop.clone(), requests.clone(), arrivals.clone());
     let thread = std::thread::spawn(move || {
         let mut held = Vec::new();
         let started = Instant::now();
@@ -135,6 +139,7 @@ fn start(fault: Fault) -> FaultServer {
             };
             stream.set_nonblocking(false).ok();
             let n = requests2.fetch_add(1, Ordering::SeqCst);
+            arrivals2.lock().unwrap().push(Instant::now());
             match fault {
                 Fault::ClosedPort => unreachable!(),
                 Fault::NeverAnswers => held.push(stream),
@@ -179,6 +184,7 @@ fn start(fault: Fault) -> FaultServer {
         url,
         stop,
         requests,
+        arrivals,
         thread: Some(thread),
     }
 }
@@ -247,6 +253,17 @@ fn run_fault(fault: Fault) {
         "{fault:?}: max capture {max:?}"
     );
 
+    if let Fault::TooManyRequests = fault {
+        // Two 429s with Retry-After: 1 come first; wait (bounded) for the retry that
+        // follows them, however slow this machine is, before shutting down.
+        let waiting = Instant::now();
+        while server.requests.load(Ordering::SeqCst) < 3
+            && waiting.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let deadline = Duration::from_secs(1);
     let t = Instant::now();
     let stats = client.shutdown(deadline);
@@ -266,6 +283,11 @@ fn run_fault(fault: Fault) {
         Fault::TooManyRequests => {
             assert!(stats.retries >= 1, "{stats:?}");
             assert!(stats.sent > 0, "429 then 200 must deliver: {stats:?}");
+            // One worker sends one request at a time, so the second request is the retry
+            // of the first: it waited out Retry-After (1 s), not the 200 ms backoff.
+            let arrivals = server.arrivals.lock().unwrap().clone();
+            let gap = arrivals[1].duration_since(arrivals[0]);
+            assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
         }
         _ => {
             assert_eq!(stats.sent, 0, "{fault:?}: {stats:?}");
