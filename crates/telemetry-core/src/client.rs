@@ -58,7 +58,28 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Builds a [`Client`]; see [`Client::builder`].
+/// Builds a [`Client`]; see [`Client::builder`]. Every knob has DESIGN.md's default.
+///
+/// ```
+/// use std::time::Duration;
+/// use telemetry_core::{consent::RunMode, profile::Profile, Client};
+/// let client = Client::builder("qdrant", "1.12.0")
+///     .profile(Profile::Qdrant)
+///     .endpoint("https://eu.i.posthog.com")
+///     .api_key("phc_...")
+///     .args(std::env::args())             // finds --disable-telemetry
+///     .config_dir(".")                    // config/config.yaml, config/production.yaml
+///     .mode(RunMode::Library)
+///     .queue_capacity(10_000)
+///     .max_batch_events(100)
+///     .flush_interval(Duration::from_secs(5))
+///     .request_timeout(Duration::from_secs(5))
+///     .max_retries(3)
+///     .shutdown_deadline(Duration::from_secs(1))
+///     .build()
+///     .unwrap();
+/// # client.shutdown(Duration::ZERO);
+/// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
     product: String,
@@ -203,6 +224,15 @@ impl ClientBuilder {
 
     /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
     /// no socket until the first enabled capture.
+    ///
+    /// ```
+    /// let err = telemetry_core::Client::builder("myapp", "1.0")
+    ///     .endpoint("http://telemetry.example.com") // plain HTTP to a remote host
+    ///     .api_key("phc_...")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("https"));
+    /// ```
     pub fn build(self) -> Result<Client, ConfigError> {
         if self.product.trim().is_empty() {
             return Err(ConfigError("product name is empty".into()));
@@ -545,6 +575,12 @@ pub struct Client {
 
 impl Client {
     /// Starts a builder for `product` at `version`.
+    ///
+    /// ```
+    /// let builder = telemetry_core::Client::builder("myapp", "1.2.0")
+    ///     .profile(telemetry_core::profile::Profile::Qdrant);
+    /// # let _ = builder;
+    /// ```
     pub fn builder(product: impl Into<String>, version: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             product: product.into(),
@@ -575,17 +611,42 @@ impl Client {
     }
 
     /// Whether telemetry is on for this client.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// assert!(client.is_enabled()); // nothing in this empty environment says off
+    /// ```
     #[inline]
     pub fn is_enabled(&self) -> bool {
         self.enabled
     }
 
     /// The consent decision with its explanation.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// let d = client.decision();
+    /// assert_eq!(d.decided_by.as_ref().unwrap().kind.as_str(), "default");
+    /// println!("{d}"); // one line per source, for people
+    /// ```
     pub fn decision(&self) -> &Decision {
         &self.decision
     }
 
     /// The delivery counters.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("started"));
+    /// client.flush(std::time::Duration::from_secs(5));
+    /// assert_eq!(client.stats().sent, 1);
+    /// ```
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
@@ -598,6 +659,14 @@ impl Client {
     /// Exactly what would be sent for `event` (anonymized, with context), built on this
     /// thread and sent nowhere, whatever the consent decision. Uses the install's stored
     /// identity when there is one, and creates none.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// let item = client.preview(Event::new("query").property("collection", "docs"));
+    /// assert_eq!(item["properties"]["collection"].as_str().unwrap().len(), 16); // hashed
+    /// ```
     pub fn preview(&self, event: Event) -> Value {
         let setup = &self.setup;
         let identity = setup
@@ -613,6 +682,14 @@ impl Client {
 
     /// Queues an event; returns at once. Opted out, it does nothing at all; with the queue
     /// full, the event is dropped and counted.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("collection_add").exact("add_amount", 20));
+    /// assert_eq!(client.stats().captured, 1);
+    /// ```
     #[inline]
     pub fn capture(&self, event: Event) {
         if !self.enabled {
@@ -703,6 +780,15 @@ impl Client {
 
     /// Sends everything captured so far, including partial batches; waits at most
     /// `timeout`. Returns true when all of it was delivered or accounted for in time.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("started"));
+    /// assert!(client.flush(std::time::Duration::from_secs(5)));
+    /// assert_eq!(client.memory().unwrap().events().len(), 1);
+    /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
         let Some(p) = self.current() else { return true };
         let deadline = Instant::now() + timeout;
@@ -734,6 +820,15 @@ impl Client {
     /// Flushes what can go out within `deadline`, then stops the worker. Never waits
     /// longer than the deadline (plus scheduling noise); what could not go out is
     /// counted as `dropped_shutdown`. Later captures are dropped. Idempotent.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("started"));
+    /// let stats = client.shutdown(std::time::Duration::from_secs(1));
+    /// assert_eq!(stats.sent + stats.dropped_shutdown, 1);
+    /// ```
     pub fn shutdown(&self, deadline: Duration) -> Stats {
         self.closed.store(true, Ordering::Release);
         let Some(p) = self.current() else {
