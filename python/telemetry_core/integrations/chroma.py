@@ -93,25 +93,18 @@ _WHITELISTED_SETTINGS = (
 def to_telemetry_event(event: ProductTelemetryEvent) -> TelemetryEvent:
     """Chroma's event as a :class:`TelemetryEvent`: the same name, batch key and size.
 
-    Ids are hashed, Chroma's summed counters exact and summed, other numbers rounded,
-    booleans and ``batch_size`` kept. An event Chroma adds later without a known sum rule
-    is sent unbatched rather than with guessed sums.
+    Only what this integration knows is declared here: which properties are ids (sent
+    as keyed hashes) and which counters Chroma sums. Everything else is the core's rule:
+    summed counters and ``batch_size`` exact, other numbers rounded, booleans kept. An
+    event Chroma adds later without a known sum rule is sent unbatched rather than with
+    guessed sums.
     """
     name = event.name
     properties: dict[str, object] = dict(event.properties)
-    kinds: dict[str, str] = {}
-    for key, value in properties.items():
-        if key in _HASHED:
-            kinds[key] = "hashed"
-        elif key == "batch_size":
-            kinds[key] = "exact"
-        elif isinstance(value, bool):
-            kinds[key] = "safe"
+    kinds = {key: "hashed" for key in properties if key in _HASHED}
     summed = _SUMMED.get(name)
     if summed is None or event.max_batch_size <= 1:
         return TelemetryEvent(name, properties, kinds=kinds)
-    for key in summed:
-        kinds[key] = "exact"
     return TelemetryEvent(
         name,
         properties,
