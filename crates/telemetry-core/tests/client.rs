@@ -1,6 +1,8 @@
 //! The Rust API end to end with the memory sink: what leaves the process and how it is
 //! counted.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,7 @@ fn chroma_client(home: &std::path::Path, memory: &MemorySink) -> Client {
 }
 
 fn chroma_builder(home: &std::path::Path, memory: &MemorySink) -> telemetry_core::ClientBuilder {
-    Client::builder("chromadb", "1.3.0")
-        .profile(Profile::Chroma)
-        .environment(MapEnvironment::new().with("HOME", home))
-        .working_dir(home)
-        .sink(SinkConfig::Memory(memory.clone()))
+    common::isolated_builder("chromadb", "1.3.0", home, memory).profile(Profile::Chroma)
 }
 
 #[test]
@@ -213,10 +211,7 @@ fn captures_after_shutdown_are_counted_as_dropped_and_shutdown_is_idempotent() {
 fn partial_batches_go_out_at_the_flush_interval() {
     let home = tempfile::tempdir().unwrap();
     let memory = MemorySink::new();
-    let client = Client::builder("app", "1")
-        .environment(MapEnvironment::new().with("HOME", home.path()))
-        .working_dir(home.path())
-        .sink(SinkConfig::Memory(memory.clone()))
+    let client = common::isolated_builder("app", "1", home.path(), &memory)
         .flush_interval(Duration::from_millis(100))
         .build()
         .unwrap();

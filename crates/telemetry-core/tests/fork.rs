@@ -1,20 +1,18 @@
 //! After fork(), the child delivers its own events and never the parent's queued ones.
 //! One test in its own binary: forking a test harness with many threads is otherwise racy.
 
+mod common;
+
 use std::time::Duration;
 
-use telemetry_core::env::MapEnvironment;
-use telemetry_core::sink::{MemorySink, SinkConfig};
-use telemetry_core::{Client, Event};
+use telemetry_core::sink::MemorySink;
+use telemetry_core::Event;
 
 #[test]
 fn a_forked_child_starts_its_own_worker_and_the_parent_loses_nothing() {
     let home = tempfile::tempdir().unwrap();
     let memory = MemorySink::new();
-    let client = Client::builder("app", "1")
-        .environment(MapEnvironment::new().with("HOME", home.path()))
-        .working_dir(home.path())
-        .sink(SinkConfig::Memory(memory.clone()))
+    let client = common::isolated_builder("app", "1", home.path(), &memory)
         .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Every path under `root`, without following symbolic links: tests compare it before
 /// and after to prove that something wrote nothing.
+#[allow(dead_code)] // not every test binary that includes this module uses it
 pub fn listing(root: &Path) -> BTreeSet<PathBuf> {
     let mut found = BTreeSet::new();
     let mut pending = vec![root.to_path_buf()];
@@ -19,4 +20,19 @@ pub fn listing(root: &Path) -> BTreeSet<PathBuf> {
         }
     }
     found
+}
+
+/// A client builder that reads nothing of this machine's environment but `HOME` (a test's
+/// temporary directory, which also serves as working directory) and delivers to `memory`.
+#[allow(dead_code)] // not every test binary that includes this module builds clients
+pub fn isolated_builder(
+    product: &str,
+    version: &str,
+    home: &Path,
+    memory: &telemetry_core::sink::MemorySink,
+) -> telemetry_core::ClientBuilder {
+    telemetry_core::Client::builder(product, version)
+        .environment(telemetry_core::env::MapEnvironment::new().with("HOME", home))
+        .working_dir(home)
+        .sink(telemetry_core::sink::SinkConfig::Memory(memory.clone()))
 }
