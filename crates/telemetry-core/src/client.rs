@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::consent::{self, ConsentInputs, Decision, RunMode};
 use crate::context::{self, ClientContext};
+use crate::encoded::EncodedEvent;
 use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
 use crate::event::Event;
 use crate::identity::Identity;
@@ -692,9 +693,32 @@ impl Client {
     /// ```
     #[inline]
     pub fn capture(&self, event: Event) {
-        if !self.enabled {
-            return;
+        if self.enabled {
+            self.offer(Msg::Event(Box::new(event)));
         }
+    }
+
+    /// Queues an event whose properties are already JSON text (see [`EncodedEvent`]);
+    /// the worker parses them. What bindings use on their hot path.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// use telemetry_core::EncodedEvent;
+    /// let props = serde_json::json!({"add_amount": 20});
+    /// client.capture_encoded(EncodedEvent::new("collection_add", &props).unwrap());
+    /// assert_eq!(client.stats().captured, 1);
+    /// ```
+    #[inline]
+    pub fn capture_encoded(&self, event: EncodedEvent) {
+        if self.enabled {
+            self.offer(Msg::Encoded(event));
+        }
+    }
+
+    /// Counts the event captured and offers it to the queue without waiting.
+    fn offer(&self, msg: Msg) {
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let current = self.pipeline.load(Ordering::Acquire);
         // SAFETY: a pipeline is freed only in Drop, which cannot run while &self lives.
@@ -710,7 +734,7 @@ impl Client {
             },
         };
         Counters::add(&self.counters.captured, 1);
-        match pipeline.tx.try_send(Msg::Event(event)) {
+        match pipeline.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => Counters::add(&self.counters.dropped_queue_full, 1),
             Err(TrySendError::Disconnected(_)) => Counters::add(&self.counters.dropped_shutdown, 1),

@@ -135,15 +135,7 @@ impl Event {
 
     /// Checks what serde cannot: a usable name and batch rule.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() {
-            return Err("event name is empty".into());
-        }
-        if self.name.len() > 200 {
-            return Err(format!(
-                "event name is {} bytes; at most 200",
-                self.name.len()
-            ));
-        }
+        validate_name(&self.name)?;
         if let Some(rule) = &self.batch {
             if rule.key.is_empty() {
                 return Err("batch key is empty".into());
@@ -151,4 +143,21 @@ impl Event {
         }
         Ok(())
     }
+}
+
+/// The longest event name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// A usable event name: not blank, at most [`MAX_NAME_BYTES`].
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("event name is empty".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "event name is {} bytes; at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    Ok(())
 }

@@ -20,6 +20,7 @@ pub mod batch;
 pub mod client;
 pub mod consent;
 pub mod context;
+pub mod encoded;
 pub mod env;
 pub mod event;
 pub mod identity;
@@ -33,5 +34,6 @@ mod worker;
 
 pub use client::{Client, ClientBuilder, ClientConfig, ConfigError};
 pub use consent::Decision;
+pub use encoded::EncodedEvent;
 pub use event::Event;
 pub use stats::Stats;

@@ -361,3 +361,47 @@ fn the_file_sink_appends_json_lines_and_creates_nothing_before_delivery() {
         .collect();
     assert_eq!(names, ["one", "two", "three"]);
 }
+
+#[test]
+fn an_encoded_event_is_delivered_exactly_as_the_event_it_encodes() {
+    use telemetry_core::EncodedEvent;
+    let cfg = r#"{"product": "app", "version": "1", "sink": "memory", "environment": {},
+        "install_id": "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60",
+        "secret_hex": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}"#;
+    let client = ClientConfig::from_json(cfg)
+        .unwrap()
+        .into_builder()
+        .unwrap()
+        .build()
+        .unwrap();
+    let props = serde_json::json!({"name": "my_collection", "n": 123_456, "ratio": 0.011399999999999999,
+                                   "tags": ["a", 1], "ok": true, "none": null});
+    let direct = props
+        .as_object()
+        .unwrap()
+        .iter()
+        .fold(Event::new("e"), |e, (k, v)| {
+            e.property(k.clone(), v.clone())
+        });
+    client.capture(direct);
+    client.capture_encoded(EncodedEvent::new("e", &props).unwrap());
+    let stats = client.shutdown(Duration::from_secs(5));
+    assert_eq!(
+        (stats.captured, stats.sent, stats.dropped_failed),
+        (2, 2, 0)
+    );
+    let events = client.memory().unwrap().events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event"], events[1]["event"]);
+    assert_eq!(events[0]["properties"], events[1]["properties"]);
+    assert_ne!(events[1]["properties"]["name"], "my_collection");
+
+    // Opted out, an encoded capture does nothing either.
+    let home = tempfile::tempdir().unwrap();
+    let off = common::isolated_builder("app", "1", home.path(), &MemorySink::new())
+        .explicit(Some(false))
+        .build()
+        .unwrap();
+    off.capture_encoded(EncodedEvent::new("e", &props).unwrap());
+    assert_eq!(off.stats().captured, 0);
+}
