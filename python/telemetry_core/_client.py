@@ -158,7 +158,8 @@ class Client:
     telemetry on (``sink="memory"``) to catch those.
     """
 
-    __slots__ = ("__weakref__", "_capture", "_decision", "_enabled", "_native", "settings")
+    # `__dict__` holds one entry, and only when telemetry is on: `capture` (see __init__).
+    __slots__ = ("__dict__", "__weakref__", "_decision", "_enabled", "_native", "settings")
 
     def __init__(self, settings: Settings | None = None) -> None:
         if settings is None:
@@ -173,12 +174,13 @@ class Client:
         self.settings = settings
         self._native = NativeClient(config, TelemetryEvent)
         self._decision = Decision(self._native.decision(), self._native.explain())
-        # Cached once: the off path of `capture` reads one slot and returns. The on path
-        # makes one positional call into Rust, which does all the checking: keyword
-        # arguments collected by Python are much cheaper than PyO3's **kwargs handling.
+        # Cached once: the off path of `capture` (the method below) reads one slot and
+        # returns. When on, the instance's `capture` is the native builtin, which shadows
+        # the method: an enabled capture is one call into Rust, with no Python frame, and
+        # the keyword arguments CPython collects are the properties, read in place.
         self._enabled: bool = self._native.enabled
-        self._capture = self._native.capture
         if self._enabled:
+            object.__setattr__(self, "capture", self._native.capture_function())
             _exit.register(self)
 
     def capture(self, event: TelemetryEvent | str, /, **properties: object) -> None:
@@ -187,8 +189,9 @@ class Client:
         ``capture("name", key=value, ...)`` anonymizes properties by type (strings hashed,
         numbers rounded); a :class:`TelemetryEvent` declares kinds and a batch rule.
         """
+        # Reached when off, or when called through the class (`Client.capture(c, ...)`).
         if self._enabled:
-            self._capture(event, properties)
+            self._native.capture(event, properties)
 
     def preview(self, event: TelemetryEvent | str, /, **properties: object) -> dict[str, Any]:
         """Exactly what would be sent for this event (anonymized, with context), sent

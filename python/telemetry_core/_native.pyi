@@ -4,7 +4,7 @@ A thin binding over the Rust core: it converts Python values to the core's types
 errors to one exception root. Users import ``telemetry_core``, never this module.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, final
 
 from telemetry_core._event import TelemetryEvent
@@ -71,6 +71,14 @@ class NativeClient:
         `event` is an event name, whose `properties` are anonymized by type (strings
         hashed, numbers rounded), or a `TelemetryEvent` (declared kinds, a batch rule),
         with `properties` empty. Does nothing when telemetry is off."""
+
+    def capture_function(self, vectorcall: bool | None = None) -> Callable[..., None]:
+        """`capture(event, /, **properties)` as a builtin bound to this client: what
+        `telemetry_core.Client.capture` becomes when telemetry is on: one call into Rust,
+        no Python frame.
+
+        `vectorcall` picks the calling convention (tests try both); by default, the
+        fastest the running Python has."""
 
     def preview(self, event: TelemetryEvent) -> dict[str, Any]:
         """Exactly what would be sent for a `TelemetryEvent`, built here and sent nowhere."""

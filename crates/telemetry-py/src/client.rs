@@ -13,7 +13,7 @@ use telemetry_core::anonymize::PropertyKind;
 use telemetry_core::event::BatchRule;
 use telemetry_core::{Client, ClientConfig, Event};
 
-use crate::convert;
+use crate::convert::{self, Keywords};
 use crate::{ConfigurationError, InvalidEventError};
 
 /// The native client; `telemetry_core.Client` wraps it. Thread-safe: every method takes
@@ -30,6 +30,40 @@ pub struct NativeClient {
 }
 
 impl NativeClient {
+    /// The body of both capture entry points: the `capture(event, properties)` method and
+    /// the `capture(event, **properties)` builtin.
+    pub(crate) fn capture_from(
+        &self,
+        event: &Bound<'_, PyAny>,
+        properties: Option<Keywords<'_, '_>>,
+    ) -> PyResult<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if let Ok(name) = event.cast::<PyString>() {
+            // The hot path: properties written as JSON text, parsed by the worker.
+            let encoded = convert::encoded_event(name, properties)?;
+            self.client().capture_encoded(encoded);
+            return Ok(());
+        }
+        let event = if event.is_instance(self.event_type.bind(event.py()))? {
+            if properties.is_some_and(|p| !p.is_empty()) {
+                return Err(PyTypeError::new_err(
+                    "capture() takes properties either inside the TelemetryEvent or as \
+                     keyword arguments, not both",
+                ));
+            }
+            event_from(event)?
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "capture() takes a TelemetryEvent or an event name (str), not {}",
+                convert::type_name(event)
+            )));
+        };
+        self.client().capture(event);
+        Ok(())
+    }
+
     fn client(&self) -> &Client {
         // Set in `new`, taken only in Drop.
         self.client
@@ -47,19 +81,12 @@ fn seconds(timeout: f64) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("timeout {timeout} s is too large")))
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn event_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
     match name.cast::<PyString>() {
         Ok(s) => convert::string(s),
         Err(_) => Err(PyTypeError::new_err(format!(
             "the event name must be a str, not {}",
-            type_name(name)
+            convert::type_name(name)
         ))),
     }
 }
@@ -137,7 +164,7 @@ impl NativeClient {
     /// (`telemetry_core.TelemetryEvent`).
     #[new]
     fn new(config: &Bound<'_, PyDict>, event_type: Bound<'_, PyType>) -> PyResult<Self> {
-        let value = convert::to_value(config.as_any(), &|| "config".to_string())?;
+        let value = convert::to_value(config.as_any(), "config")?;
         let config: ClientConfig = serde_json::from_value(value)
             .map_err(|e| ConfigurationError::new_err(format!("telemetry configuration: {e}")))?;
         let shutdown_timeout = config.shutdown_timeout_ms.map_or(
@@ -178,32 +205,21 @@ impl NativeClient {
         event: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let event = if let Ok(name) = event.cast::<PyString>() {
-            let mut e = Event::new(convert::string(name)?);
-            if let Some(p) = properties {
-                e.properties = convert::properties(p)?;
-            }
-            e.validate().map_err(InvalidEventError::new_err)?;
-            e
-        } else if event.is_instance(self.event_type.bind(event.py()))? {
-            if properties.is_some_and(|p| !p.is_empty()) {
-                return Err(PyTypeError::new_err(
-                    "capture() takes properties either inside the TelemetryEvent or as \
-                     keyword arguments, not both",
-                ));
-            }
-            event_from(event)?
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "capture() takes a TelemetryEvent or an event name (str), not {}",
-                type_name(event)
-            )));
-        };
-        self.client().capture(event);
-        Ok(())
+        self.capture_from(event, properties.map(Keywords::Dict))
+    }
+
+    /// `capture(event, /, **properties)` as a builtin bound to this client: what
+    /// `telemetry_core.Client.capture` becomes when telemetry is on: one call into Rust,
+    /// no Python frame.
+    ///
+    /// `vectorcall` picks the calling convention (tests try both); by default, the
+    /// fastest the running Python has.
+    #[pyo3(signature = (vectorcall=None))]
+    fn capture_function<'py>(
+        slf: &Bound<'py, Self>,
+        vectorcall: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::capture_fn::bind(slf, vectorcall)
     }
 
     /// Exactly what would be sent for a `TelemetryEvent`, built here and sent nowhere.

@@ -23,6 +23,7 @@ use telemetry_core::anonymize::{self, LocalNames, PropertyKind};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod capture_fn;
 mod client;
 mod convert;
 mod logging;
@@ -78,7 +79,7 @@ fn anonymize_value<'py>(
         names.user = field("user")?;
         names.host = field("host")?;
     }
-    let input = convert::to_value(value, &|| "value".to_string())?;
+    let input = convert::to_value(value, "value")?;
     match anonymize::anonymize_json(secret, precision, names, kind, input) {
         None => Ok(None),
         Some(v) => Ok(Some(
