@@ -1,10 +1,10 @@
 # The Python package (crates/telemetry-py + python/telemetry_core), built by maturin into
 # a project venv at .venv with the shared CARGO_TARGET_DIR, so the core is compiled once
 # for Rust and Python alike.
-.PHONY: deps-python python-develop python-release test-python bench-python
+.PHONY: deps-python python-develop python-release test-python test-python-abi3 bench-python
 
 DEPS_TARGETS += deps-python
-TEST_TARGETS += test-python
+TEST_TARGETS += test-python test-python-abi3
 BENCH_TARGETS += bench-python
 
 PYTHON ?= python3
@@ -39,6 +39,31 @@ test-python: build python-develop ## Python: mypy --strict, stubtest, ruff, pyte
 	$(VENV)/bin/ruff check python tests/python
 	$(VENV)/bin/ruff format --check python tests/python
 	$(VPY) -m pytest -q tests/python
+
+# The abi3 wheel on other Pythons than the venv's: the oldest supported (3.9 takes the
+# METH_VARARGS capture path and the pre-3.10 str access) and the newest this machine has.
+# pyenv's, as this kind of machine carries them; with none, the check says it was skipped.
+PYENV_ROOT ?= $(HOME)/.pyenv
+ABI3_PYTHONS ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9*/bin/python)) \
+	$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python)))
+ABI3_DIR := $(CARGO_TARGET_DIR)/python-abi3
+
+test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 and the newest found
+	@if [ -z "$(strip $(ABI3_PYTHONS))" ]; then \
+		echo "test-python-abi3: skipped, no Python 3.9 or 3.12+ under $(PYENV_ROOT)"; exit 0; fi
+	rm -rf $(ABI3_DIR)/wheel
+	$(MATURIN) build -q -o $(ABI3_DIR)/wheel
+	set -e; for py in $(ABI3_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		venv=$(ABI3_DIR)/venv-$$v; \
+		test -x $$venv/bin/python || $$py -m venv $$venv; \
+		$$venv/bin/python -m pip install -q "pytest>=8,<10"; \
+		$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(ABI3_DIR)/wheel/*.whl; \
+		echo "test-python-abi3: Python $$v"; \
+		(cd $(ABI3_DIR) && $$venv/bin/python -m pytest -q -p no:cacheprovider \
+			--rootdir $(ABI3_DIR) $(ROOT)/tests/python \
+			--ignore=$(ROOT)/tests/python/test_chroma.py); \
+	done
 
 bench-python: python-release ## Python: ours beside posthog-python and a pure-Python floor
 	# A release collector: on 2 cores, a debug one would take CPU from the code measured.
