@@ -26,6 +26,10 @@ class Color(str, enum.Enum):
     RED = "red"
 
 
+class Shape(enum.Enum):  # not a str: refused
+    ROUND = "round"
+
+
 class Level(enum.IntEnum):
     HIGH = 3
 
@@ -147,6 +151,28 @@ def test_floats_arrive_as_the_float_sent_when_declared_exact() -> None:
         assert math.copysign(1, props[key]) == math.copysign(1, value), key
 
 
+def test_values_convert_as_python_reads_them() -> None:
+    # Declared safe or exact, the delivered value is the converted value itself.
+    converted = {
+        "list": ["a", 1, 2.5, None, [True, [{"k": "v"}]]],
+        "dict": {"nested": {"x": [1, 2]}, "y": "z"},
+        "color": "red",
+        "level": 3,
+        "index": 42,
+        "ratio": 0.25,
+        "big": float(2**70),
+        "u_max": 2**64 - 1,
+        "i_min": -(2**63),
+    }
+    client = memory_client()
+    sent = {k: PROPERTIES[k] for k in converted}
+    kinds = {k: "exact" if k in ("level", "index", "ratio", "big", "u_max", "i_min") else "safe"
+             for k in converted}  # fmt: skip
+    client.capture(TelemetryEvent("e", sent, kinds=kinds))
+    (props,) = delivered_properties(client)
+    assert {k: props[k] for k in converted} == converted
+
+
 def test_a_property_may_be_named_event() -> None:
     # `event` is positional-only: as a keyword it is just a property.
     client = memory_client()
@@ -167,6 +193,7 @@ def test_a_property_may_be_named_event() -> None:
         (("",), {}, InvalidEventError, "event name is empty"),
         (("x" * 201,), {}, InvalidEventError, "at most 200"),
         (("e",), {"when": object()}, TypeError, 'property "when" has type object'),
+        (("e",), {"shape": Shape.ROUND}, TypeError, 'property "shape" has type Shape'),
         (("e",), {"deep": [{"k": [object()]}]}, TypeError, r'property "deep"\[0\]\["k"\]\[0\]'),
         (("e",), {"d": {1: "x"}}, TypeError, 'property "d" has a key of type int'),
         (("e",), {"huge": 2**1100}, OverflowError, 'property "huge" is too large'),

@@ -252,17 +252,23 @@ fn bad_configurations_are_clear_errors_at_build_time() {
     assert!(err(r#"{"product": "", "sink": "memory"}"#).contains("empty"));
 }
 
-#[test]
-fn a_fixed_identity_from_config_makes_payloads_reproducible() {
+/// A memory-sink client from JSON configuration with a fixed install id and secret, so
+/// payloads are reproducible.
+fn fixed_identity_client() -> Client {
     let cfg = r#"{"product": "app", "version": "1", "sink": "memory", "environment": {},
         "install_id": "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60",
         "secret_hex": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}"#;
-    let client = ClientConfig::from_json(cfg)
+    ClientConfig::from_json(cfg)
         .unwrap()
         .into_builder()
         .unwrap()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_fixed_identity_from_config_makes_payloads_reproducible() {
+    let client = fixed_identity_client();
     client.capture(Event::new("x").hashed("name", "my_collection"));
     client.shutdown(Duration::from_secs(1));
     let events = client.memory().unwrap().events();
@@ -365,15 +371,7 @@ fn the_file_sink_appends_json_lines_and_creates_nothing_before_delivery() {
 #[test]
 fn an_encoded_event_is_delivered_exactly_as_the_event_it_encodes() {
     use telemetry_core::EncodedEvent;
-    let cfg = r#"{"product": "app", "version": "1", "sink": "memory", "environment": {},
-        "install_id": "6f1c1d2e-8d0e-4b5c-9a3f-1b2c3d4e5f60",
-        "secret_hex": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}"#;
-    let client = ClientConfig::from_json(cfg)
-        .unwrap()
-        .into_builder()
-        .unwrap()
-        .build()
-        .unwrap();
+    let client = fixed_identity_client();
     let props = serde_json::json!({"name": "my_collection", "n": 123_456, "ratio": 0.011399999999999999,
                                    "tags": ["a", 1], "ok": true, "none": null});
     let direct = props
