@@ -180,7 +180,9 @@ class Client:
         # the keyword arguments CPython collects are the properties, read in place.
         self._enabled: bool = self._native.enabled
         if self._enabled:
-            object.__setattr__(self, "capture", self._native.capture_function())
+            # A subclass that overrides `capture` keeps its override.
+            if type(self).capture is Client.capture:
+                object.__setattr__(self, "capture", self._native.capture_function())
             _exit.register(self)
 
     def capture(self, event: TelemetryEvent | str, /, **properties: object) -> None:

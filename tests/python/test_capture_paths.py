@@ -247,3 +247,14 @@ def test_the_enabled_capture_is_one_native_call_and_the_disabled_one_stays_pytho
     assert type(off.capture).__name__ == "method"
     off.capture("e", anything=object())  # off: arguments are not even looked at
     assert off.stats.captured == 0
+
+
+def test_a_subclass_overriding_capture_keeps_its_override() -> None:
+    class Tagged(Client):
+        def capture(self, event: TelemetryEvent | str, /, **properties: object) -> None:
+            super().capture(event, tagged=True, **properties)
+
+    client = Tagged(memory_client().settings)
+    client.capture("e", n=1)
+    (props,) = delivered_properties(client)
+    assert props["tagged"] is True
