@@ -40,9 +40,10 @@ test-python: build python-develop ## Python: mypy --strict, stubtest, ruff, pyte
 	$(VENV)/bin/ruff format --check python tests/python
 	$(VPY) -m pytest -q tests/python
 
-# The abi3 wheel on other Pythons than the venv's: the oldest supported (3.9 takes the
-# METH_VARARGS capture path and the pre-3.10 str access) and the newest this machine has.
-# pyenv's, as this kind of machine carries them; with none, the check says it was skipped.
+# The abi3 wheel, built by pip from the source tree, on other Pythons than the venv's: the
+# oldest supported (3.9 takes the METH_VARARGS capture path and the pre-3.10 str access)
+# and the newest this machine has. pyenv's, as this kind of machine carries them; with
+# none, the check says it was skipped.
 PYENV_ROOT ?= $(HOME)/.pyenv
 ABI3_PYTHONS ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9*/bin/python)) \
 	$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python)))
@@ -52,7 +53,10 @@ test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 a
 	@if [ -z "$(strip $(ABI3_PYTHONS))" ]; then \
 		echo "test-python-abi3: skipped, no Python 3.9 or 3.12+ under $(PYENV_ROOT)"; exit 0; fi
 	rm -rf $(ABI3_DIR)/wheel
-	$(MATURIN) build -q -o $(ABI3_DIR)/wheel
+	# Built the way `pip install .` builds it (pip, PEP 517, maturin from PyPI), with the
+	# dev profile so it reuses this run's debug build; `make bench` builds release.
+	MATURIN_PEP517_ARGS="--profile dev" $(VPY) -m pip wheel -q --no-deps \
+		-w $(ABI3_DIR)/wheel $(ROOT)
 	set -e; for py in $(ABI3_PYTHONS); do \
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		venv=$(ABI3_DIR)/venv-$$v; \
