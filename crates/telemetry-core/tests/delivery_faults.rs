@@ -71,6 +71,10 @@ struct FaultServer {
     /// When each request arrived, to check that Retry-After was waited out.
     arrivals: Arc<Mutex<Vec<Instant>>>,
     thread: Option<JoinHandle<()>>,
+    /// For the closed port: a socket bound to it and not listening, so connections are
+    /// refused and the port cannot go to another test running meanwhile (whose warnings
+    /// would then be counted here, and whose server this client would reach).
+    _reserved: Option<std::os::fd::OwnedFd>,
 }
 
 impl Drop for FaultServer {
@@ -109,21 +113,22 @@ fn read_request(stream: &mut TcpStream) {
 }
 
 fn start(fault: Fault) -> FaultServer {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     if let Fault::ClosedPort = fault {
-        drop(listener);
+        let reserved = bound_not_listening();
         return FaultServer {
-            url,
+            url: format!("http://{}", local_addr(&reserved)),
             stop,
             requests,
             arrivals,
             thread: None,
+            _reserved: Some(reserved),
         };
     }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
     listener.set_nonblocking(true).unwrap();
     let (stop2, requests2, arrivals2) = (stop.clone(), requests.clone(), arrivals.clone());
     let thread = std::thread::spawn(move || {
@@ -186,6 +191,45 @@ fn start(fault: Fault) -> FaultServer {
         requests,
         arrivals,
         thread: Some(thread),
+        _reserved: None,
+    }
+}
+
+/// A TCP socket bound to a free loopback port, never listening: connecting is refused.
+fn bound_not_listening() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor we own, with correctly sized addresses.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let rc = libc::bind(
+            fd,
+            std::ptr::from_ref(&addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        owned
+    }
+}
+
+fn local_addr(fd: &std::os::fd::OwnedFd) -> std::net::SocketAddr {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockname into a correctly sized, zeroed sockaddr_in.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::getsockname(
+            fd.as_raw_fd(),
+            std::ptr::from_mut(&mut addr).cast(),
+            &mut len,
+        );
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+        std::net::SocketAddr::from((ip, u16::from_be(addr.sin_port)))
     }
 }
 
