@@ -142,3 +142,6 @@ def test_delivery_failure_is_logged_once_never_raised(
     assert len(failures) == 1, [r.getMessage() for r in caplog.records]
     assert failures[0].name.startswith("telemetry_core")
     assert failures[0].levelno == logging.WARNING
+    # Logged by the host's thread on its next call: the worker never runs Python code
+    # (it would compete for the GIL, and could be caught holding it at exit).
+    assert failures[0].thread == threading.get_ident()

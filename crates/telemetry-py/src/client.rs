@@ -14,6 +14,7 @@ use telemetry_core::event::BatchRule;
 use telemetry_core::{Client, ClientConfig, Event};
 
 use crate::convert::{self, Keywords};
+use crate::logging;
 use crate::{ConfigurationError, InvalidEventError};
 
 /// The native client; `telemetry_core.Client` wraps it. Thread-safe: every method takes
@@ -40,6 +41,7 @@ impl NativeClient {
         if !self.enabled {
             return Ok(());
         }
+        logging::emit_pending(event.py());
         if let Ok(name) = event.cast::<PyString>() {
             // The hot path: properties written as JSON text, parsed by the worker.
             let encoded = convert::encoded_event(name, properties)?;
@@ -175,6 +177,8 @@ impl NativeClient {
             .into_builder()
             .and_then(|b| b.build())
             .map_err(|e| ConfigurationError::new_err(e.to_string()))?;
+        // Configuration warnings reach Python's logging from here, at once.
+        logging::emit_pending(event_type.py());
         Ok(NativeClient {
             enabled: client.is_enabled(),
             client: Some(client),
@@ -232,7 +236,9 @@ impl NativeClient {
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(timeout)?;
         let client = self.client();
-        Ok(py.detach(|| client.flush(timeout)))
+        let done = py.detach(|| client.flush(timeout));
+        logging::emit_pending(py);
+        Ok(done)
     }
 
     /// Flushes within `timeout` seconds (GIL released), stops the worker, returns the
@@ -241,11 +247,13 @@ impl NativeClient {
         let timeout = seconds(timeout)?;
         let client = self.client();
         let stats = py.detach(|| client.shutdown(timeout));
+        logging::emit_pending(py);
         stats_to_py(py, stats)
     }
 
     /// The delivery counters now, as a dict.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        logging::emit_pending(py);
         stats_to_py(py, self.client().stats())
     }
 
@@ -279,10 +287,11 @@ impl Drop for NativeClient {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
             // Dropping the core client shuts it down (bounded by its deadline); do that
-            // without the GIL so the worker can still log and other threads can run.
+            // without the GIL so other threads can run meanwhile.
             // SAFETY: a pyclass is dropped from tp_dealloc, with the thread attached.
             let py = unsafe { Python::assume_attached() };
             py.detach(move || drop(client));
+            logging::emit_pending(py);
         }
     }
 }
