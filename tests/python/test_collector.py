@@ -117,10 +117,11 @@ def test_flush_releases_the_gil(home: Path) -> None:
 def test_delivery_failure_is_logged_once_never_raised(
     home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Bound and never listening: connections are refused, and the port stays ours (closed,
+    # the OS could hand it to another process's server meanwhile).
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
-    closed.close()  # nothing listens: connection refused
     client = Client(
         Settings(
             product="acme",
@@ -145,3 +146,4 @@ def test_delivery_failure_is_logged_once_never_raised(
     # Logged by the host's thread on its next call: the worker never runs Python code
     # (it would compete for the GIL, and could be caught holding it at exit).
     assert failures[0].thread == threading.get_ident()
+    closed.close()
