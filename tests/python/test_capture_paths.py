@@ -141,7 +141,16 @@ def test_every_entry_point_delivers_the_same_anonymized_event() -> None:
     assert reference["none"] is None
 
 
-def test_floats_arrive_as_the_float_sent_when_declared_exact() -> None:
+def test_floats_cross_to_the_worker_exactly() -> None:
+    # Keyword properties travel to the worker as JSON text. Parsed one ulp off, the first
+    # would read as 0.0114 and truncate to 0.0114 instead of 0.0113.
+    client = memory_client()
+    client.capture("e", f=0.011399999999999999, g=0.0114)
+    (props,) = delivered_properties(client)
+    assert (props["f"], props["g"]) == (0.0113, 0.0114)
+
+
+def test_declared_exact_floats_arrive_unchanged() -> None:
     floats = {k: v for k, v in PROPERTIES.items() if isinstance(v, float) and math.isfinite(v)}
     client = memory_client()
     client.capture(TelemetryEvent("e", floats, kinds=dict.fromkeys(floats, "exact")))

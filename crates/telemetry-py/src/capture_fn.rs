@@ -140,8 +140,7 @@ unsafe extern "C" fn capture_fastcall(
     })
 }
 
-/// The C entry point: `slf` is the bound `NativeClient`, `args` a tuple, `kwargs` a dict
-/// or NULL. Returns a new reference to None, or NULL with a Python exception set.
+/// METH_VARARGS | METH_KEYWORDS (Python 3.9): `args` is a tuple, `kwargs` a dict or NULL.
 unsafe extern "C" fn capture_varargs(
     slf: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
