@@ -87,6 +87,12 @@ typedef enum {
      * The library panicked; the panic was caught at the boundary. A bug: please report it.
      */
     TELEMETRY_ERROR_CODE_PANIC = 11,
+    /**
+     * `telemetry_client_flush` finished, but events captured before it (or since the
+     * previous flush) were dropped instead of delivered: the endpoint refused them, the
+     * retries ran out, or the queue was full. The message says how many; the stats say why.
+     */
+    TELEMETRY_ERROR_CODE_NOT_DELIVERED = 12,
 } telemetry_error_code_t;
 
 /**
@@ -268,11 +274,12 @@ telemetry_error_t *telemetry_client_capture_batch(const telemetry_client_t *clie
 
 /**
  * Sends everything captured so far, partial batches included, waiting at most
- * `timeout_ms` milliseconds (values above one day count as one day). Returns NULL when
- * all of it was delivered or accounted for in time.
+ * `timeout_ms` milliseconds (values above one day count as one day). Returns NULL only
+ * when every event captured before the call (and since the previous flush) was delivered.
  *
  * Blocks the calling thread; thread-safe. Errors: `NULL_POINTER`, `SHUT_DOWN`, `TIMEOUT`
- * (the rest stays queued and goes out later).
+ * (the rest stays queued and goes out later), `NOT_DELIVERED` (events were dropped:
+ * refused, out of retries or queue full; the message says how many).
  *
  * # Safety
  * `client` NULL or live.

@@ -348,9 +348,12 @@ const DefaultFlushTimeout = 30 * time.Second
 // Flush sends everything captured so far, partial batches included, and waits until it
 // is delivered or ctx's deadline (DefaultFlushTimeout without one) passes.
 //
-// Errors: ErrTimeout (also matching context.DeadlineExceeded when ctx's deadline was the
-// limit; what is left goes out later), ErrShutDown (after Close), the context's error if
-// it is already done, and failures found after an earlier Capture returned.
+// It returns nil only when every event captured before it (and since the previous Flush)
+// was delivered. Errors: ErrTimeout (also matching context.DeadlineExceeded when ctx's
+// deadline was the limit; what is left goes out later), ErrNotDelivered (events were
+// dropped: refused, out of retries or queue full; Stats says which), ErrShutDown (after
+// Close), the context's error if it is already done, and failures found after an earlier
+// Capture returned.
 func (c *Client) Flush(ctx context.Context) error {
 	defer runtime.KeepAlive(c)
 	in := c.c

@@ -30,6 +30,8 @@ func (c Code) String() string {
 		return "NO_MEMORY_SINK"
 	case CodePanic:
 		return "PANIC"
+	case CodeNotDelivered:
+		return "NOT_DELIVERED"
 	}
 	return fmt.Sprintf("Code(%d)", int(c))
 }
@@ -86,6 +88,7 @@ var (
 	ErrTimeout         = sentinel(CodeTimeout, "timed out")
 	ErrNoMemorySink    = sentinel(CodeNoMemorySink, "the client's sink is not memory")
 	ErrPanic           = sentinel(CodePanic, "the library panicked")
+	ErrNotDelivered    = sentinel(CodeNotDelivered, "events were dropped, not delivered")
 )
 
 func newError(code Code, format string, args ...any) *Error {

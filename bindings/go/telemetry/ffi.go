@@ -28,6 +28,7 @@ const (
 	CodeTimeout         Code = C.TELEMETRY_ERROR_CODE_TIMEOUT
 	CodeNoMemorySink    Code = C.TELEMETRY_ERROR_CODE_NO_MEMORY_SINK
 	CodePanic           Code = C.TELEMETRY_ERROR_CODE_PANIC
+	CodeNotDelivered    Code = C.TELEMETRY_ERROR_CODE_NOT_DELIVERED
 )
 
 const (

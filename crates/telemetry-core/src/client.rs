@@ -304,6 +304,9 @@ impl ClientBuilder {
             SinkConfig::Memory(m) => Some(m.clone()),
             _ => None,
         };
+        // A memory or debug sink sends nothing anywhere: it reuses a stored id when there is
+        // one (so a debug payload shows the real id) but never writes one.
+        let store_identity = matches!(sink, SinkConfig::PostHog | SinkConfig::File(_));
         let setup = WorkerSetup {
             profile,
             env: self.env,
@@ -318,6 +321,7 @@ impl ClientBuilder {
             tuning: self.tuning,
             make_sink,
             endpoint_label,
+            store_identity,
         };
         Ok(Client {
             enabled,
@@ -329,6 +333,7 @@ impl ClientBuilder {
             queue_capacity: self.queue_capacity,
             shutdown_deadline: self.shutdown_deadline,
             memory,
+            flush_mark: AtomicU64::new(0),
         })
     }
 }
@@ -572,6 +577,39 @@ pub struct Client {
     queue_capacity: usize,
     shutdown_deadline: Duration,
     memory: Option<MemorySink>,
+    /// Events dropped (any reason) when the last flush reported: a flush is judged on the
+    /// drops that happened since.
+    flush_mark: AtomicU64,
+}
+
+/// What [`Client::flush_outcome`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Every event captured before the flush (and since the previous one) was delivered.
+    Delivered,
+    /// The timeout passed first; what is left stays queued and goes out later.
+    TimedOut,
+    /// The flush finished, but this many events were dropped since the previous flush
+    /// (refused by the endpoint, out of retries, queue full, or after shutdown).
+    Dropped(u64),
+}
+
+impl FlushOutcome {
+    /// True only for [`FlushOutcome::Delivered`].
+    pub fn delivered(self) -> bool {
+        self == FlushOutcome::Delivered
+    }
+}
+
+impl std::fmt::Display for FlushOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushOutcome::Delivered => f.write_str("every event was delivered"),
+            FlushOutcome::TimedOut => f.write_str("the timeout passed before delivery finished"),
+            FlushOutcome::Dropped(1) => f.write_str("1 event was dropped, not delivered"),
+            FlushOutcome::Dropped(n) => write!(f, "{n} events were dropped, not delivered"),
+        }
+    }
 }
 
 impl Client {
@@ -753,6 +791,7 @@ impl Client {
         if generation != 0 && !seen.is_null() {
             // The parent's queued events stay the parent's: the child starts its own count.
             self.counters.reset();
+            self.flush_mark.store(0, Ordering::Release);
         }
         let (tx, rx) = sync_channel(self.queue_capacity);
         let fresh = Box::into_raw(Box::new(Pipeline {
@@ -803,7 +842,9 @@ impl Client {
     }
 
     /// Sends everything captured so far, including partial batches; waits at most
-    /// `timeout`. Returns true when all of it was delivered or accounted for in time.
+    /// `timeout`. Returns true only when every event captured before the call (and since
+    /// the previous flush) was delivered; false when the timeout passed first or when an
+    /// event was dropped (see [`Client::flush_outcome`] for which).
     ///
     /// ```
     /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
@@ -814,7 +855,47 @@ impl Client {
     /// assert_eq!(client.memory().unwrap().events().len(), 1);
     /// ```
     pub fn flush(&self, timeout: Duration) -> bool {
-        let Some(p) = self.current() else { return true };
+        self.flush_outcome(timeout).delivered()
+    }
+
+    /// [`Client::flush`], saying why it did not deliver. Drops are judged against the
+    /// previous flush's report, so an event lost between two flushes makes the next one
+    /// report it once; a drop of an event captured on another thread while this flush ran
+    /// counts too (the answer errs on the side of "not delivered").
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}};
+    /// use telemetry_core::{Client, Event, FlushOutcome};
+    /// let client = Client::builder("app", "1.0")
+    ///     .environment(MapEnvironment::new())
+    ///     .sink(SinkConfig::Memory(MemorySink::new()))
+    ///     .build()
+    ///     .unwrap();
+    /// client.capture(Event::new("started"));
+    /// match client.flush_outcome(Duration::from_secs(5)) {
+    ///     FlushOutcome::Delivered => {}
+    ///     FlushOutcome::TimedOut => eprintln!("still queued; it goes out later"),
+    ///     FlushOutcome::Dropped(n) => eprintln!("{n} events lost; see the stats"),
+    /// }
+    /// ```
+    pub fn flush_outcome(&self, timeout: Duration) -> FlushOutcome {
+        if let Some(p) = self.current() {
+            if !self.wait_for_flush(p, timeout) {
+                return FlushOutcome::TimedOut;
+            }
+        }
+        let s = self.counters.snapshot();
+        let dropped = s.dropped_queue_full + s.dropped_shutdown + s.dropped_failed;
+        let before = self.flush_mark.fetch_max(dropped, Ordering::AcqRel);
+        match dropped.saturating_sub(before) {
+            0 => FlushOutcome::Delivered,
+            n => FlushOutcome::Dropped(n),
+        }
+    }
+
+    /// Asks the worker to flush and waits for it; false when `timeout` passed first.
+    fn wait_for_flush(&self, p: &Pipeline, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let ticket = {
             let mut c = p.shared.lock();

@@ -32,7 +32,7 @@ pub mod stats;
 pub mod transport;
 mod worker;
 
-pub use client::{Client, ClientBuilder, ClientConfig, ConfigError};
+pub use client::{Client, ClientBuilder, ClientConfig, ConfigError, FlushOutcome};
 pub use consent::Decision;
 pub use encoded::EncodedEvent;
 pub use event::Event;

@@ -56,6 +56,8 @@ pub(crate) struct WorkerSetup {
     pub tuning: Tuning,
     pub make_sink: Arc<dyn Fn() -> Box<dyn Sink> + Send + Sync>,
     pub endpoint_label: String,
+    /// False for sinks that send nothing anywhere (memory, debug): no id file is written.
+    pub store_identity: bool,
 }
 
 /// Requests from the client to the worker, and the worker's progress.
@@ -175,6 +177,10 @@ impl Worker {
     fn init(&mut self) {
         let identity = match self.setup.identity.clone() {
             Some(id) => id,
+            None if !self.setup.store_identity => {
+                identity::load_existing(&self.setup.profile, &*self.setup.env)
+                    .unwrap_or_else(Identity::ephemeral)
+            }
             None => {
                 let (id, warning) = identity::load_or_create(&self.setup.profile, &*self.setup.env);
                 if let Some(w) = warning {
@@ -305,8 +311,7 @@ impl Worker {
                 Ok(()) => {
                     Counters::add(&self.counters.sent, captured);
                     drop(c);
-                    if self.failing {
-                        self.failing = false;
+                    if std::mem::take(&mut self.failing) {
                         log::info!(
                             "telemetry: delivery to {} works again",
                             self.setup.endpoint_label
@@ -329,7 +334,15 @@ impl Worker {
                         drop(c);
                         return self.give_up(captured, true, Some(err));
                     }
-                    self.warn_once(&err);
+                    // Retries are quiet: only an outcome (events lost) is worth a warning.
+                    log::debug!(
+                        "telemetry: delivery to {} failed ({}); retry {} of {} in {:?}",
+                        self.setup.endpoint_label,
+                        err.message,
+                        attempt + 1,
+                        tuning.max_retries,
+                        delay
+                    );
                     Counters::add(&self.counters.retries, 1);
                     attempt += 1;
                     // Sleep, but wake at once if shutdown is asked for meanwhile.
@@ -347,9 +360,6 @@ impl Worker {
     }
 
     fn give_up(&mut self, captured: u64, at_shutdown: bool, err: Option<SendError>) {
-        if let Some(err) = &err {
-            self.warn_once(err);
-        }
         let c = self.shared.lock();
         if c.abandoned {
             return;
@@ -360,18 +370,34 @@ impl Worker {
             &self.counters.dropped_failed
         };
         Counters::add(counter, captured);
+        drop(c);
+        self.warn_once(captured, at_shutdown, err.as_ref());
     }
 
     /// One warning per failure streak: a host offline for a day logs one line, not 17,000.
-    fn warn_once(&mut self, err: &SendError) {
-        if !self.failing {
-            self.failing = true;
-            log::warn!(
-                "telemetry: delivery to {} failed ({}); retrying quietly until it works again",
-                self.setup.endpoint_label,
-                err.message
-            );
+    /// It is written when events are lost, and says so; retries alone stay at debug level.
+    fn warn_once(&mut self, captured: u64, at_shutdown: bool, err: Option<&SendError>) {
+        if self.failing {
+            return;
         }
+        self.failing = true;
+        let events = if captured == 1 { "event" } else { "events" };
+        let why = match (err, at_shutdown) {
+            (Some(e), true) => format!("{}; the shutdown deadline came before a retry", e.message),
+            (None, _) => "the shutdown deadline came first".to_string(),
+            (Some(e), false) if e.retryable => {
+                format!(
+                    "{} after {} retries",
+                    e.message, self.setup.tuning.max_retries
+                )
+            }
+            (Some(e), false) => format!("{}, which a retry cannot fix", e.message),
+        };
+        log::warn!(
+            "telemetry: delivery to {} failed ({why}): dropped {captured} {events}; \
+             further failures are not logged until delivery works again",
+            self.setup.endpoint_label,
+        );
     }
 }
 

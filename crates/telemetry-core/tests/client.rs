@@ -20,11 +20,70 @@ fn chroma_builder(home: &std::path::Path, memory: &MemorySink) -> telemetry_core
     common::isolated_builder("chromadb", "1.3.0", home, memory).profile(Profile::Chroma)
 }
 
+fn json_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A memory or debug sink sends nothing anywhere, so it has no business leaving an id on
+/// the user's disk (a test or a `TELEMETRY_DEBUG=1` run would otherwise create
+/// `~/.cache/chroma/telemetry_user_id`). An id already stored is reused, so a debug
+/// payload shows what a real one would.
+#[test]
+fn memory_and_debug_sinks_never_write_an_id_file() {
+    for debug in [false, true] {
+        let home = tempfile::tempdir().unwrap();
+        let memory = MemorySink::new();
+        let mut env = MapEnvironment::new().with("HOME", home.path());
+        if debug {
+            env = env.with("TELEMETRY_DEBUG", "1");
+        }
+        let client = chroma_builder(home.path(), &memory)
+            .environment(env)
+            .build()
+            .unwrap();
+        client.capture(Event::new("x"));
+        assert!(client.flush(Duration::from_secs(5)));
+        client.shutdown(Duration::from_secs(1));
+        assert_eq!(client.stats().sent, 1);
+        assert!(
+            common::listing(home.path()).is_empty(),
+            "debug={debug}: {:?}",
+            common::listing(home.path())
+        );
+    }
+    // An id stored by a delivering client is reused by a memory one.
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("events.jsonl");
+    let stored = chroma_builder(home.path(), &MemorySink::new())
+        .sink(SinkConfig::File(out.clone()))
+        .build()
+        .unwrap();
+    stored.capture(Event::new("x"));
+    stored.shutdown(Duration::from_secs(1));
+    let memory = MemorySink::new();
+    let reused = chroma_client(home.path(), &memory);
+    reused.capture(Event::new("y"));
+    reused.shutdown(Duration::from_secs(1));
+    assert_eq!(
+        memory.events()[0]["distinct_id"],
+        json_lines(&out)[0]["distinct_id"]
+    );
+}
+
 #[test]
 fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
+    // The file sink: a sink that delivers somewhere stores the install id (a memory or
+    // debug sink does not, see below).
     let home = tempfile::tempdir().unwrap();
-    let memory = MemorySink::new();
-    let client = chroma_client(home.path(), &memory);
+    let out = home.path().join("events.jsonl");
+    let client = chroma_builder(home.path(), &MemorySink::new())
+        .sink(SinkConfig::File(out.clone()))
+        .build()
+        .unwrap();
     let id_file = home.path().join(".cache/chroma/telemetry_user_id");
     assert!(client.is_enabled());
     assert!(
@@ -43,7 +102,7 @@ fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
             ),
     );
     assert!(client.flush(Duration::from_secs(5)));
-    let events = memory.events();
+    let events = json_lines(&out);
     assert_eq!(events.len(), 1);
     let e = &events[0];
     let stored_id = std::fs::read_to_string(&id_file).unwrap();
@@ -77,7 +136,7 @@ fn delivered_events_are_anonymized_posthog_batch_items_with_the_stored_id() {
     // The same install hashes the same name the same way (distinct counts work).
     client.capture(Event::new("q").property("collection_name", "my_collection"));
     client.flush(Duration::from_secs(5));
-    assert_eq!(memory.events()[1]["properties"]["collection_name"], hashed);
+    assert_eq!(json_lines(&out)[1]["properties"]["collection_name"], hashed);
     let stats = client.shutdown(Duration::from_secs(1));
     assert_eq!((stats.captured, stats.sent, stats.queued), (2, 2, 0));
 }
@@ -316,11 +375,14 @@ fn preview_shows_the_payload_even_when_off_and_creates_nothing() {
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
 
     // With a stored identity, the preview hashes exactly as this install's events do.
-    let memory = MemorySink::new();
-    let on = chroma_client(home.path(), &memory);
+    let out = home.path().join("events.jsonl");
+    let on = chroma_builder(home.path(), &MemorySink::new())
+        .sink(SinkConfig::File(out.clone()))
+        .build()
+        .unwrap();
     on.capture(Event::new("x").property("collection_name", "docs"));
     on.shutdown(Duration::from_secs(1));
-    let sent = &memory.events()[0];
+    let sent = &json_lines(&out)[0];
     let preview = on.preview(Event::new("x").property("collection_name", "docs"));
     assert_eq!(
         preview["properties"]["collection_name"],

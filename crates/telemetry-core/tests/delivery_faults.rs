@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use telemetry_core::env::MapEnvironment;
-use telemetry_core::{Client, Event};
+use telemetry_core::{Client, Event, FlushOutcome};
 
 /// Keeps the core's warnings; tests tell theirs apart by the endpoint each message names.
 struct CountingLogger {
@@ -429,11 +429,67 @@ fn a_4xx_refusal_is_not_retried() {
         .build()
         .unwrap();
     client.capture(Event::new("x"));
-    assert!(client.flush(Duration::from_secs(2)));
+    // The refusal dropped the event: the flush must not report it delivered.
+    assert_eq!(
+        client.flush_outcome(Duration::from_secs(2)),
+        FlushOutcome::Dropped(1)
+    );
     let stats = client.shutdown(Duration::from_secs(1));
     assert_eq!(
         (stats.failed_requests, stats.retries, stats.dropped_failed),
         (1, 0, 1)
     );
     assert_eq!(served.join().unwrap(), 1);
+}
+
+/// A dead endpoint: flush says the events were lost (not "delivered"), the one warning says
+/// what happened (dropped, after how many retries) rather than promising a retry, and the
+/// next flush, with nothing new lost, reports delivery again.
+#[test]
+fn flush_against_a_dead_endpoint_reports_the_drop_and_the_warning_says_so() {
+    logger();
+    let reserved = bound_not_listening();
+    let url = format!("http://{}", local_addr(&reserved));
+    let home = tempfile::tempdir().unwrap();
+    let client = Client::builder("faults", "1")
+        .environment(MapEnvironment::new().with("HOME", home.path()))
+        .working_dir(home.path())
+        .endpoint(&url)
+        .api_key("phc_test")
+        .max_retries(2)
+        .backoff_base(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    client.capture(Event::new("x"));
+    client.capture(Event::new("y"));
+    assert!(!client.flush(Duration::from_secs(10)));
+    let stats = client.stats();
+    assert_eq!((stats.dropped_failed, stats.retries), (2, 2), "{stats:?}");
+    let warnings: Vec<String> = logger()
+        .warnings
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.contains(&url))
+        .cloned()
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("dropped 2 events") && warnings[0].contains("after 2 retries"),
+        "{warnings:?}"
+    );
+    assert!(!warnings[0].contains("retrying"), "{warnings:?}");
+    // Nothing captured since, nothing lost since: delivered.
+    assert_eq!(
+        client.flush_outcome(Duration::from_secs(5)),
+        FlushOutcome::Delivered
+    );
+    client.capture(Event::new("z"));
+    assert_eq!(
+        client.flush_outcome(Duration::from_secs(10)),
+        FlushOutcome::Dropped(1)
+    );
+    // Still the same failure streak: no second warning.
+    assert_eq!(warnings_mentioning(&url), 1);
+    client.shutdown(Duration::ZERO);
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
-use telemetry_core::{ClientConfig, Event};
+use telemetry_core::{ClientConfig, Event, FlushOutcome};
 
 use crate::error::{guard, guard_infallible, json_error, Error, ErrorCode};
 use crate::io::{non_null, optional_str_arg, str_arg, timeout, write_string};
@@ -299,11 +299,12 @@ pub unsafe extern "C" fn telemetry_client_capture_batch(
 }
 
 /// Sends everything captured so far, partial batches included, waiting at most
-/// `timeout_ms` milliseconds (values above one day count as one day). Returns NULL when
-/// all of it was delivered or accounted for in time.
+/// `timeout_ms` milliseconds (values above one day count as one day). Returns NULL only
+/// when every event captured before the call (and since the previous flush) was delivered.
 ///
 /// Blocks the calling thread; thread-safe. Errors: `NULL_POINTER`, `SHUT_DOWN`, `TIMEOUT`
-/// (the rest stays queued and goes out later).
+/// (the rest stays queued and goes out later), `NOT_DELIVERED` (events were dropped:
+/// refused, out of retries or queue full; the message says how many).
 ///
 /// # Safety
 /// `client` NULL or live.
@@ -316,13 +317,16 @@ pub unsafe extern "C" fn telemetry_client_flush(
         // SAFETY: the caller's contract.
         let client = unsafe { client_ref(client) }?;
         refuse_after_shutdown(client, "flush")?;
-        if client.inner.flush(timeout(timeout_ms)) {
-            Ok(())
-        } else {
-            Err(Error::new(
+        match client.inner.flush_outcome(timeout(timeout_ms)) {
+            FlushOutcome::Delivered => Ok(()),
+            FlushOutcome::TimedOut => Err(Error::new(
                 ErrorCode::TIMEOUT,
                 format!("flush did not finish within {timeout_ms} ms"),
-            ))
+            )),
+            dropped @ FlushOutcome::Dropped(_) => Err(Error::new(
+                ErrorCode::NOT_DELIVERED,
+                format!("flush finished, but {dropped}"),
+            )),
         }
     })
 }

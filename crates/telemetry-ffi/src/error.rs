@@ -47,6 +47,10 @@ pub enum ErrorCode {
     NO_MEMORY_SINK = 10,
     /// The library panicked; the panic was caught at the boundary. A bug: please report it.
     PANIC = 11,
+    /// `telemetry_client_flush` finished, but events captured before it (or since the
+    /// previous flush) were dropped instead of delivered: the endpoint refused them, the
+    /// retries ran out, or the queue was full. The message says how many; the stats say why.
+    NOT_DELIVERED = 12,
 }
 
 impl ErrorCode {
@@ -65,6 +69,7 @@ impl ErrorCode {
             ErrorCode::TIMEOUT => "TIMEOUT",
             ErrorCode::NO_MEMORY_SINK => "NO_MEMORY_SINK",
             ErrorCode::PANIC => "PANIC",
+            ErrorCode::NOT_DELIVERED => "NOT_DELIVERED",
         }
     }
 }
