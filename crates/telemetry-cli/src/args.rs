@@ -103,7 +103,8 @@ impl From<Mode> for RunMode {
 pub struct StatusArgs {
     /// Print one JSON object: the decision's keys (enabled, decided_by, sources, warnings)
     /// and profile, install_id, id_file, id_storage, endpoint, state_dir, notice_shown,
-    /// notice_marker, collected, never_collected.
+    /// notice_marker, collected, never_collected. Sources this command cannot see (the
+    /// product's code and command line) say "not_visible", with a note.
     #[arg(long)]
     pub json: bool,
 
@@ -123,15 +124,22 @@ pub struct StatusArgs {
 pub struct PreviewArgs {
     /// The event as JSON, from FILE or `-` for stdin:
     /// {"event": "name", "properties": {...}, "kinds": {"p": "safe"|"hashed"|"exact"|"number"|"text"|"dropped"}}.
-    /// Without it, a sample event shows each kind of anonymization.
-    #[arg(long, value_name = "FILE|-")]
+    /// Without it, the product's own sample events are shown when it installed them
+    /// (telemetry-core/<profile>/events.json under $XDG_DATA_HOME or $XDG_DATA_DIRS),
+    /// otherwise a generic example of each kind of anonymization.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "samples")]
     pub event: Option<PathBuf>,
 
-    /// The product name sent as context (default: the profile's name).
+    /// A sample file to show instead of the installed one:
+    /// {"product", "version", "runtime", "runtime_version", "events": [event, ...]}.
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+
+    /// The product name sent as context (default: the sample file's, else the profile's name).
     #[arg(long, value_name = "NAME")]
     pub product: Option<String>,
 
-    /// The product version sent as context.
-    #[arg(long, value_name = "VERSION", default_value = "0.0.0")]
-    pub product_version: String,
+    /// The product version sent as context (default: the sample file's, else "unknown").
+    #[arg(long, value_name = "VERSION")]
+    pub product_version: Option<String>,
 }

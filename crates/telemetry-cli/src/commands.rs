@@ -8,6 +8,7 @@ use telemetry_core::consent::{self, ConsentInputs, RunMode};
 use telemetry_core::env::Environment;
 use telemetry_core::identity;
 use telemetry_core::profile::{IdLocation, Profile};
+use telemetry_core::samples;
 use telemetry_core::sink::{MemorySink, SinkConfig};
 use telemetry_core::{Client, Event};
 
@@ -52,16 +53,17 @@ pub fn set_choice(profile: &Profile, env: &dyn Environment, enabled: bool) -> Re
     Ok(())
 }
 
-/// A sample that shows each kind of anonymization: hashed, exact, rounded, safe, scrubbed.
-fn sample_event() -> Event {
-    Event::new("collection_add")
-        .hashed("collection_uuid", "2b1f5c8e-3a64-4e0f-9d7a-6c1e0b9a4f21")
-        .exact("add_amount", 20)
-        .property("collection_size", 123_456)
-        .safe("embedding_function", "default")
+/// The generic example: one property of each kind of anonymization (hashed, exact,
+/// rounded, safe, scrubbed), named so nobody mistakes it for a real product's event.
+fn generic_example() -> Event {
+    Event::new("example_event")
+        .hashed("item_id", "2b1f5c8e-3a64-4e0f-9d7a-6c1e0b9a4f21")
+        .exact("item_count", 20)
+        .property("size_bytes", 123_456)
+        .safe("mode", "default")
         .text(
             "error",
-            "cannot open /home/ada/data/chroma.sqlite3 for ada@example.com from 192.168.1.20",
+            "cannot open /home/ada/data/app.db for ada@example.com from 192.168.1.20",
         )
 }
 
@@ -79,28 +81,109 @@ fn read_event(source: &Path) -> Result<Event, Failure> {
     Event::from_json(&text).map_err(Failure)
 }
 
+/// What `preview` shows, with the context its events carry.
+struct Preview {
+    events: Vec<Event>,
+    product: Option<String>,
+    version: Option<String>,
+    runtime: Option<(String, String)>,
+    /// More than one event: print a JSON array.
+    many: bool,
+}
+
+/// Picks the events: `--event`, else `--samples` or the product's installed samples, else
+/// the generic example, saying on stderr which one it is.
+fn choose(
+    profile: &Profile,
+    args: &PreviewArgs,
+    env: &dyn Environment,
+) -> Result<Preview, Failure> {
+    let single = |event| Preview {
+        events: vec![event],
+        product: None,
+        version: None,
+        runtime: None,
+        many: false,
+    };
+    if let Some(source) = &args.event {
+        return Ok(single(read_event(source)?));
+    }
+    let found = match &args.samples {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+            let file: samples::SampleFile = serde_json::from_str(&text)
+                .map_err(|e| Failure(format!("{} is not a sample file: {e}", path.display())))?;
+            for event in &file.events {
+                event
+                    .validate()
+                    .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+            }
+            Some((path.clone(), file))
+        }
+        None => samples::find(profile, env).map_err(Failure)?,
+    };
+    match found {
+        Some((path, file)) if !file.events.is_empty() => {
+            note(&format!(
+                "{} sample event(s) that {profile} declares in {}",
+                file.events.len(),
+                path.display()
+            ));
+            Ok(Preview {
+                many: true,
+                runtime: file
+                    .runtime
+                    .map(|r| (r, file.runtime_version.unwrap_or_default())),
+                product: file.product,
+                version: file.version,
+                events: file.events,
+            })
+        }
+        Some((path, _)) => Err(Failure(format!("{} declares no events", path.display()))),
+        None => {
+            let looked: Vec<String> = samples::sample_paths(profile, env)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            note(&format!(
+                "{profile} installed no sample events (looked for {}): below is a generic \
+                 example of how each kind of property is anonymized, not an event {profile} \
+                 sends. {}. Context fields such as the runtime are shown as unknown.",
+                looked.join(", "),
+                samples::describe(profile)
+            ));
+            Ok(single(generic_example()))
+        }
+    }
+}
+
 /// `telemetry preview`.
 pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
-    let event = match &args.event {
-        Some(source) => read_event(source)?,
-        None => {
-            note("no --event given: previewing a sample event");
-            sample_event()
-        }
-    };
+    let env = telemetry_core::env::ProcessEnvironment;
+    let chosen = choose(profile, args, &env)?;
     let product = args
         .product
         .clone()
+        .or(chosen.product)
         .unwrap_or_else(|| profile.name().to_string());
+    let version = args
+        .product_version
+        .clone()
+        .or(chosen.version)
+        .unwrap_or_else(|| "unknown".into());
+    let (runtime, runtime_version) = chosen
+        .runtime
+        .unwrap_or_else(|| ("unknown".into(), String::new()));
     // The memory sink needs no endpoint and never opens a socket; preview() does not
     // even queue the event.
-    let client = Client::builder(product, &args.product_version)
+    let client = Client::builder(product, version)
         .profile(profile.clone())
         .mode(RunMode::Cli)
+        .runtime(runtime, runtime_version)
         .sink(SinkConfig::Memory(MemorySink::new()))
         .build()
         .map_err(|e| Failure(e.to_string()))?;
-    let env = telemetry_core::env::ProcessEnvironment;
     if identity::load_existing(profile, &env).is_none() {
         note(
             "no install id and secret are stored yet: the id and hashes below are made up \
@@ -112,9 +195,18 @@ pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
             "telemetry is off for {profile}: nothing is sent; this is what would be sent if it were on"
         ));
     }
-    let payload = client.preview(event);
+    let payloads: Vec<serde_json::Value> = chosen
+        .events
+        .into_iter()
+        .map(|e| client.preview(e))
+        .collect();
     // Serializing a JSON value cannot fail.
-    let text = serde_json::to_string_pretty(&payload).unwrap_or_default();
+    let text = if chosen.many {
+        serde_json::to_string_pretty(&payloads)
+    } else {
+        serde_json::to_string_pretty(&payloads[0])
+    }
+    .unwrap_or_default();
     emit(&format!("{text}\n"))
 }
 

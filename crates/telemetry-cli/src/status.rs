@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
-use telemetry_core::consent::{self, ConsentInputs, Decision};
+use telemetry_core::consent::{self, ConsentInputs, Decision, SourceKind, SourceReport};
 use telemetry_core::env::Environment;
 use telemetry_core::identity;
 use telemetry_core::notice::{self, COLLECTED, NEVER_COLLECTED};
@@ -12,6 +12,18 @@ use telemetry_core::profile::{IdLocation, Profile};
 
 use crate::args::StatusArgs;
 use crate::{emit, Failure};
+
+/// What this command cannot see: a setting in the product's code, or a flag passed on the
+/// product's command line. Saying "unset" there would claim knowledge it does not have.
+fn not_visible(source: &SourceReport) -> Option<String> {
+    match source.kind {
+        SourceKind::Code => Some("set by the product's code (not visible from here)".into()),
+        SourceKind::CliFlag => {
+            Some("passed on the product's command line (not visible from here)".into())
+        }
+        _ => None,
+    }
+}
 
 /// Everything the status reports, gathered once for both renderings.
 struct Status {
@@ -83,6 +95,15 @@ impl Status {
             // A struct always serializes to an object.
             _ => serde_json::Map::new(),
         };
+        // The sources this command cannot see say so, instead of a misleading "unset".
+        if let Some(Value::Array(sources)) = object.get_mut("sources") {
+            for (value, report) in sources.iter_mut().zip(&self.decision.sources) {
+                if let (Some(text), Value::Object(map)) = (not_visible(report), value) {
+                    map.insert("says".into(), "not_visible".into());
+                    map.insert("note".into(), text.into());
+                }
+            }
+        }
         let rest = json!({
             "profile": self.profile.name(),
             "install_id": self.install_id,
@@ -106,7 +127,12 @@ impl Status {
         let p = &self.profile;
         let mut t = String::new();
         // Writing to a String cannot fail.
-        let _ = writeln!(t, "{}", self.decision);
+        let _ = writeln!(t, "{}", self.decision.display_with(not_visible));
+        let _ = writeln!(
+            t,
+            "  (the product's own code and command line can still turn it off; this \
+             command cannot see them)"
+        );
         let _ = writeln!(t);
         let id = match (&self.install_id, &self.id_location) {
             (Some(id), IdLocation::Files { id: file, .. }) => {

@@ -51,6 +51,7 @@ impl Sandbox {
             ("XDG_CONFIG_HOME", "home/.config"),
             ("XDG_CACHE_HOME", "home/.cache"),
             ("XDG_DATA_HOME", "home/.local/share"),
+            ("XDG_DATA_DIRS", "share"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), self.path(v).display().to_string()))
@@ -225,7 +226,28 @@ fn status_of_every_profile_explains_the_decision_and_creates_nothing() {
         ] {
             assert!(text.contains(part), "{profile}: {text}");
         }
+        // The command cannot see the product's code: it says so instead of "unset".
+        assert!(
+            text.contains("explicit setting: set by the product's code (not visible from here)"),
+            "{text}"
+        );
+        assert!(!text.contains("explicit setting: unset"), "{text}");
+        let code = s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|src| src["kind"] == "code")
+            .unwrap();
+        assert_eq!(code["says"], "not_visible", "{code}");
+        assert!(code["note"].as_str().unwrap().contains("product's code"));
     }
+    let qdrant_text = sb.ok(&["status", "--profile", "qdrant"]);
+    assert!(
+        qdrant_text.contains(
+            "--disable-telemetry: passed on the product's command line (not visible from here)"
+        ),
+        "{qdrant_text}"
+    );
     let qdrant = sb.status_json("qdrant");
     assert_eq!(qdrant["id_storage"], "per_process");
     assert!(qdrant["sources"]
@@ -385,34 +407,124 @@ fn preview_prints_the_anonymized_payload_with_context_and_creates_nothing() {
         let out = sb.run(&["preview", "--profile", profile]);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         let p: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(p["event"], "collection_add");
+        // Without samples from the product, a generic example that no product sends.
+        assert_eq!(p["event"], "example_event");
         let props = &p["properties"];
-        let hash = props["collection_uuid"].as_str().unwrap();
+        let hash = props["item_id"].as_str().unwrap();
         assert_eq!(hash.len(), 16);
         assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(props["add_amount"], 20);
-        assert_eq!(props["embedding_function"], "default");
+        assert_eq!(props["item_count"], 20);
+        assert_eq!(props["mode"], "default");
         let rounded = if profile == "qdrant" {
             123_456
         } else {
             123_000
         };
-        assert_eq!(props["collection_size"], rounded, "{profile}");
+        assert_eq!(props["size_bytes"], rounded, "{profile}");
         let error = props["error"].as_str().unwrap();
         for private in ["/home/ada", "ada@example.com", "192.168.1.20"] {
             assert!(!error.contains(private), "{error}");
         }
         assert_eq!(props["product"], profile);
+        // Not the CLI's own Rust runtime and a made-up version, as if the product ran.
+        assert_eq!(props["runtime"], "unknown");
+        assert_eq!(props["product_version"], "unknown");
         assert_eq!(props["os"], std::env::consts::OS);
         assert_eq!(props["arch"], std::env::consts::ARCH);
         assert_eq!(props["$geoip_disable"], true);
         assert_eq!(props["$ip"], Value::Null);
         uuid::Uuid::parse_str(p["distinct_id"].as_str().unwrap()).unwrap();
         let notes = stderr(&out);
-        assert!(notes.contains("sample event"), "{notes}");
+        assert!(notes.contains("generic example"), "{notes}");
+        assert!(
+            notes.contains(&format!("not an event {profile} sends")),
+            "{notes}"
+        );
+        assert!(
+            notes.contains(&format!("telemetry-core/{profile}/events.json")),
+            "{notes}"
+        );
         assert!(notes.contains("made up for this preview"), "{notes}");
     }
+    let chroma = stderr(&sb.run(&["preview", "--profile", "chroma"]));
+    assert!(chroma.contains("CollectionAddEvent"), "{chroma}");
+    let qdrant = stderr(&sb.run(&["preview", "--profile", "qdrant"]));
+    assert!(qdrant.contains("usage report"), "{qdrant}");
     assert!(sb.files().is_empty(), "{:?}", sb.files());
+}
+
+/// An integrator installs `telemetry-core/<profile>/events.json` in a data directory; the
+/// user's own data directory wins over the system's, and `--samples` over both.
+#[test]
+fn preview_shows_the_products_installed_sample_events() {
+    let sb = Sandbox::new();
+    let sample = |name: &str| {
+        format!(
+            r#"{{"product": "chromadb", "version": "1.3.0", "runtime": "python",
+                "runtime_version": "3.12", "events": [
+                {{"event": "{name}", "properties": {{"collection_uuid": "2b1f", "add_amount": 20}},
+                  "kinds": {{"collection_uuid": "hashed", "add_amount": "exact"}}}},
+                {{"event": "ClientStartEvent"}}]}}"#
+        )
+    };
+    let system = sb.path("share/telemetry-core/chroma/events.json");
+    std::fs::create_dir_all(system.parent().unwrap()).unwrap();
+    std::fs::write(&system, sample("FromSystem")).unwrap();
+    let out = sb.run(&["preview", "--profile", "chroma"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = shown.as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event"], "FromSystem");
+    let props = &events[0]["properties"];
+    assert_eq!(props["add_amount"], 20);
+    assert_ne!(props["collection_uuid"], "2b1f");
+    assert_eq!(props["product"], "chromadb");
+    assert_eq!(props["product_version"], "1.3.0");
+    assert_eq!(props["runtime"], "python");
+    assert_eq!(events[1]["event"], "ClientStartEvent");
+    let notes = stderr(&out);
+    assert!(
+        notes.contains("2 sample event(s) that chroma declares in")
+            && notes.contains(&system.display().to_string()),
+        "{notes}"
+    );
+
+    let user = sb.path("home/.local/share/telemetry-core/chroma/events.json");
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    std::fs::write(&user, sample("FromUser")).unwrap();
+    let shown: Value = serde_json::from_str(&sb.ok(&["preview", "-p", "chroma"])).unwrap();
+    assert_eq!(shown[0]["event"], "FromUser");
+
+    let given = sb.path("work/mine.json");
+    std::fs::write(&given, sample("Given")).unwrap();
+    let shown: Value = serde_json::from_str(&sb.ok(&[
+        "preview",
+        "-p",
+        "chroma",
+        "--samples",
+        given.to_str().unwrap(),
+        "--product-version",
+        "9.9",
+    ]))
+    .unwrap();
+    assert_eq!(shown[0]["event"], "Given");
+    assert_eq!(shown[0]["properties"]["product_version"], "9.9");
+
+    // A broken sample file is an error that names it, not a silent fallback.
+    std::fs::write(&user, r#"{"events": [{"event": ""}]}"#).unwrap();
+    let out = sb.run(&["preview", "-p", "chroma"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains(&user.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("event name is empty"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

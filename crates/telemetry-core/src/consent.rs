@@ -180,15 +180,56 @@ impl Decision {
     }
 }
 
+impl Decision {
+    /// The same text as `Display`, with some sources' verdicts worded by `shown`: where it
+    /// returns text, that text replaces ": on/off/unset" for the source. `telemetry status`
+    /// uses it for what it cannot see (the product's code and command line).
+    ///
+    /// ```
+    /// use telemetry_core::consent::{resolve, ConsentInputs, SourceKind};
+    /// use telemetry_core::{env::MapEnvironment, profile::Profile};
+    /// let d = resolve(&Profile::Chroma, &ConsentInputs::default(), &MapEnvironment::new());
+    /// let text = d
+    ///     .display_with(|s| (s.kind == SourceKind::Code).then(|| "not visible here".into()))
+    ///     .to_string();
+    /// assert!(text.contains("explicit setting: not visible here"));
+    /// ```
+    pub fn display_with<'a>(
+        &'a self,
+        shown: impl Fn(&SourceReport) -> Option<String> + 'a,
+    ) -> impl fmt::Display + 'a {
+        DecisionText {
+            decision: self,
+            shown: Box::new(shown),
+        }
+    }
+}
+
+/// Words a source's verdict differently; see [`Decision::display_with`].
+type SourceWording<'a> = Box<dyn Fn(&SourceReport) -> Option<String> + 'a>;
+
+/// A decision rendered for people; see [`Decision::display_with`].
+struct DecisionText<'a> {
+    decision: &'a Decision,
+    shown: SourceWording<'a>,
+}
+
 impl fmt::Display for Decision {
     /// For people: the verdict and who decided, one line per source, then warnings.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "telemetry is {}",
-            if self.enabled { "on" } else { "off" }
-        )?;
-        match &self.decided_by {
+        DecisionText {
+            decision: self,
+            shown: Box::new(|_| None),
+        }
+        .fmt(f)
+    }
+}
+
+impl fmt::Display for DecisionText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.decision;
+        write!(f, "telemetry is {}", if d.enabled { "on" } else { "off" })?;
+        match &d.decided_by {
             // The default's value is the verdict itself; repeating it says nothing.
             Some(by) if by.kind == SourceKind::Default => {
                 write!(f, ": decided by the default for {}", by.name)?
@@ -201,15 +242,19 @@ impl fmt::Display for Decision {
             }
             None => {}
         }
-        for source in &self.sources {
+        for source in &d.sources {
             write!(f, "\n  {:<12} {}", source.kind.as_str(), source.name)?;
+            if let Some(text) = (self.shown)(source) {
+                write!(f, ": {text}")?;
+                continue;
+            }
             match &source.value {
                 Some(value) if source.kind != SourceKind::Default => write!(f, " = {value:?}")?,
                 _ => {}
             }
             write!(f, ": {}", source.says)?;
         }
-        for warning in &self.warnings {
+        for warning in &d.warnings {
             write!(f, "\nwarning: {warning}")?;
         }
         Ok(())

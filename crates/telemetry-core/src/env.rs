@@ -111,6 +111,33 @@ pub fn state_home(env: &dyn Environment) -> Option<PathBuf> {
         .or_else(|| home_dir(env).map(|h| h.join(".local").join("state")))
 }
 
+/// `$XDG_DATA_HOME`, else `~/.local/share`.
+pub fn data_home(env: &dyn Environment) -> Option<PathBuf> {
+    absolute_var(env, "XDG_DATA_HOME")
+        .or_else(|| home_dir(env).map(|h| h.join(".local").join("share")))
+}
+
+/// `$XDG_DATA_DIRS` (absolute entries only), else `/usr/local/share` and `/usr/share`.
+pub fn data_dirs(env: &dyn Environment) -> Vec<PathBuf> {
+    let listed: Vec<PathBuf> = env
+        .var("XDG_DATA_DIRS")
+        .map(|v| {
+            v.split(':')
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        vec![
+            PathBuf::from("/usr/local/share"),
+            PathBuf::from("/usr/share"),
+        ]
+    } else {
+        listed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

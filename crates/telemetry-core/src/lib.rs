@@ -27,6 +27,7 @@ pub mod identity;
 pub mod notice;
 pub mod payload;
 pub mod profile;
+pub mod samples;
 pub mod sink;
 pub mod stats;
 pub mod transport;

@@ -252,7 +252,7 @@ pub fn env_prefix(name: &str) -> String {
         .collect()
 }
 
-fn file_name_safe(name: &str) -> String {
+pub(crate) fn file_name_safe(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {
