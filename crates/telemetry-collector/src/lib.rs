@@ -44,6 +44,11 @@ pub mod ingest;
 pub mod server;
 pub mod store;
 
+/// The README's examples, as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 pub use error::Error;
 pub use server::{Collector, CollectorHandle};
 pub use store::{EventCounts, EventFilter, Store, StoredEvent, Summary};

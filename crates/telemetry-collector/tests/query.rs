@@ -18,25 +18,25 @@ fn seed(c: &TestCollector) {
         "collection_add",
         "inst-a",
         1,
-        json!({"product": "chroma", "product_version": "0.5.0", "os": "Linux", "batch_size": 100}),
+        json!({"product": "chroma", "product_version": "0.5.0", "os": "linux", "batch_size": 100}),
     );
     add(
         "collection_add",
         "inst-a",
         2,
-        json!({"product": "chroma", "product_version": "0.5.0", "os": "Linux", "batch_size": 23}),
+        json!({"product": "chroma", "product_version": "0.5.0", "os": "linux", "batch_size": 23}),
     );
     add(
         "collection_query",
         "inst-b",
         3,
-        json!({"product": "chroma", "product_version": "0.5.1", "os": "Darwin"}),
+        json!({"product": "chroma", "product_version": "0.5.1", "os": "macos"}),
     );
     add(
         "server_start",
         "inst-c",
         4,
-        json!({"product": "qdrant", "product_version": "1.9.0", "os": "Linux", "batch_size": 1}),
+        json!({"product": "qdrant", "product_version": "1.9.0", "os": "linux", "batch_size": 1}),
     );
     add("collection_add", "inst-b+x", 5, json!({}));
     let r = post(c.handle.addr(), "/batch/", &batch(events));
@@ -64,7 +64,7 @@ fn summary_counts_events_batch_sizes_versions_and_instances() {
             },
             "by_product": {"chroma": 3, "qdrant": 1, "unknown": 1},
             "by_product_version": {"0.5.0": 2, "0.5.1": 1, "1.9.0": 1, "unknown": 1},
-            "by_os": {"Linux": 3, "Darwin": 1, "unknown": 1},
+            "by_os": {"linux": 3, "macos": 1, "unknown": 1},
             "instances": 4,
         })
     );
@@ -73,6 +73,41 @@ fn summary_counts_events_batch_sizes_versions_and_instances() {
         serde_json::to_value(c.handle.summary().unwrap()).unwrap(),
         summary
     );
+    // The README shows this very summary: its example is real output.
+    assert_eq!(readme_json_after("`GET /api/summary` ("), summary);
+}
+
+/// The README's `GET /api/events` example is what the collector answers for that event
+/// (but for `received_at`, the time it arrived).
+#[test]
+fn the_readme_events_example_is_real_output() {
+    let c = start();
+    let mut shown = readme_json_after("`GET /api/events`:");
+    let item = shown[0].as_object_mut().unwrap();
+    let mut sent = json!({"api_key": "phc_readme"});
+    for key in ["uuid", "event", "distinct_id", "timestamp", "properties"] {
+        sent[key] = item[key].clone();
+    }
+    let r = post(c.handle.addr(), "/capture/", &sent);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut answer = get(c.handle.addr(), "/api/events").json();
+    let received = answer[0].as_object_mut().unwrap().remove("received_at");
+    assert!(received.unwrap().as_str().unwrap().ends_with('Z'));
+    item.remove("received_at");
+    assert_eq!(answer, shown);
+}
+
+/// The first ```json block after `marker` in the crate's README, parsed.
+fn readme_json_after(marker: &str) -> Value {
+    let readme = include_str!("../README.md");
+    let from = readme.find(marker).expect("marker in README") + marker.len();
+    let block = &readme[from..];
+    let start = block
+        .find("```json\n")
+        .expect("a json block after the marker")
+        + 8;
+    let end = block[start..].find("```").unwrap() + start;
+    serde_json::from_str(&block[start..end]).expect("the README's block is JSON")
 }
 
 #[test]

@@ -1,18 +1,4 @@
-//! telemetry-core: decides whether telemetry may run, captures product-usage events,
-//! anonymizes them and delivers them — one core for Rust, Go (C ABI) and Python.
-//!
-//! ```no_run
-//! use telemetry_core::{Client, Event, profile::Profile};
-//! let client = Client::builder("chromadb", "1.0.0")
-//!     .profile(Profile::Chroma)
-//!     .endpoint("https://eu.i.posthog.com")
-//!     .api_key("phc_...")
-//!     .build()
-//!     .expect("valid configuration");
-//! println!("{}", client.decision()); // why telemetry is on or off
-//! client.capture(Event::new("client_start").safe("is_persistent", true));
-//! client.shutdown(std::time::Duration::from_secs(1));
-//! ```
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod anonymize;
@@ -32,6 +18,13 @@ pub mod sink;
 pub mod stats;
 pub mod transport;
 mod worker;
+
+/// The repository README's Rust example, as a doc test. It names PostHog's real host, so it
+/// runs only where `make test` runs it: with `TELEMETRY_DEBUG=1` (nothing is sent) and
+/// `--cfg telemetry_readme`.
+#[cfg(all(doctest, telemetry_readme))]
+#[doc = include_str!("../../../README.md")]
+mod repository_readme {}
 
 pub use client::{Client, ClientBuilder, ClientConfig, ConfigError, FlushOutcome};
 pub use consent::Decision;
