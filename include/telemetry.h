@@ -421,6 +421,59 @@ void telemetry_error_free(telemetry_error_t *error);
  */
 void telemetry_string_free(char *s);
 
+/**
+ * Starts (`enabled` true) or stops (false) keeping the library's log records for
+ * `telemetry_log_take`. Off by default: until it is called, records are discarded at the
+ * cost of one atomic load. Stopping discards what is still waiting.
+ *
+ * Returns whether records are now kept: false after stopping, and false when another
+ * logger already owns the process's Rust `log` facade — possible only in a Rust program
+ * that links this crate and installed its own logger, where the records go to that
+ * logger instead.
+ *
+ * The switch is process-wide (records do not belong to a client), so a host that creates
+ * several clients turns it on once and off after the last one. Thread-safe.
+ *
+ * ```c
+ * telemetry_log_enable(true);             // before telemetry_client_new: its warnings too
+ * telemetry_client_t *client = NULL;
+ * telemetry_error_free(telemetry_client_new(cfg, strlen(cfg), &client));
+ * char *records = NULL;
+ * telemetry_error_free(telemetry_log_take(&records, NULL));
+ * ```
+ */
+bool telemetry_log_enable(bool enabled);
+
+/**
+ * Takes the log records waiting since the previous take, oldest first, and writes them
+ * to `*out_json` as a JSON array (its length, without the NUL, to `*out_len` unless
+ * `out_len` is NULL); `[]` when there are none:
+ *
+ * ```json
+ * [{"level": "warn", "target": "telemetry_core::worker", "unix_ms": 1764579600123,
+ *   "message": "telemetry: delivery to http://127.0.0.1:9 failed (...): dropped 2 events;
+ *               further failures are not logged until delivery works again"}]
+ * ```
+ *
+ * `level` is `error`, `warn` or `info` (the core's records from info, its dependencies'
+ * from warn); `unix_ms` is when the record was written. At most 64 records wait between
+ * two takes: when more came, the later ones were dropped and a last record (target
+ * `telemetry_ffi::log`) says how many. Nothing is kept until `telemetry_log_enable(true)`.
+ *
+ * Records are process-wide, not per client: each one is returned by exactly one take.
+ * No library thread ever calls the host; taking is the host's job, on its own threads
+ * (a take is cheap: a lock held only by pushes and takes, and a short JSON text).
+ *
+ * Ownership: the caller owns `*out_json` and frees it with `telemetry_string_free`;
+ * untouched on failure (a NULL `out_json` takes nothing). Thread-safe. Errors:
+ * `NULL_POINTER`.
+ *
+ * # Safety
+ * `out_json` NULL or valid for a write; `out_len` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_log_take(char **out_json,
+                                      size_t *out_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -1,9 +1,10 @@
 /*
  * The C ABI as a C program sees it: every function in include/telemetry.h, every bad input
  * (NULL, invalid UTF-8, invalid JSON, absurd lengths, use after shutdown) with its precise
- * error code, out-parameters left untouched on failure, and 8 threads capturing at once
- * with exact counts. Built twice by `make test-c`: plainly, and with AddressSanitizer
- * (leak detection on), so a use-after-free, a double free or a leak fails the run.
+ * error code, out-parameters left untouched on failure, 8 threads capturing at once with
+ * exact counts, and the log records the library keeps for its host to take. Built twice by
+ * `make test-c`: plainly, and with AddressSanitizer (leak detection on), so a
+ * use-after-free, a double free or a leak fails the run.
  *
  * Ends with "N passed, M failed" and exits non-zero when anything failed.
  */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "telemetry.h"
@@ -413,6 +415,196 @@ static void test_threads(void) {
     telemetry_client_free(client);
 }
 
+/* Log records: telemetry_log_enable and telemetry_log_take. Runs after every other test, so
+ * the records it sees are its own (keeping is off until it turns it on). */
+
+/* The library's pending records as an owned JSON string, checked to be an array whose length
+ * matches out_len; free it with telemetry_string_free. */
+static char *take_logs(void) {
+    char *json = NULL;
+    size_t len = 0;
+    EXPECT_OK(telemetry_log_take(&json, &len), "log_take");
+    CHECK(json != NULL && strlen(json) == len, "log_take length %zu", len);
+    CHECK(json != NULL && json[0] == '[' && json[len - 1] == ']', "not an array: %s",
+          json ? json : "(null)");
+    return json;
+}
+
+/* A chroma client whose ANONYMIZED_TELEMETRY is neither true nor false: the core warns once,
+ * at build, that telemetry is off. */
+static const char *UNRECOGNIZED =
+    "{\"product\":\"ctest\",\"profile\":\"chroma\",\"sink\":\"memory\","
+    "\"environment\":{\"ANONYMIZED_TELEMETRY\":\"maybe\"}}";
+static const char *UNRECOGNIZED_WARNING = "ANONYMIZED_TELEMETRY has an unrecognized value";
+
+static void build_unrecognized(void) { telemetry_client_free(new_client(UNRECOGNIZED)); }
+
+/* The N of the "telemetry: N log records dropped" record, or 0. */
+static long long dropped_note(const char *json) {
+    const char *at = strstr(json, "\"message\":\"telemetry: ");
+    for (; at; at = strstr(at + 1, "\"message\":\"telemetry: ")) {
+        char *end = NULL;
+        long long n = strtoll(at + strlen("\"message\":\"telemetry: "), &end, 10);
+        if (end && strncmp(end, " log record", strlen(" log record")) == 0) return n;
+    }
+    return 0;
+}
+
+/* A TCP socket bound to a free loopback port and never listening: connections to it are
+ * refused, and no other process can take the port while it is held. */
+static int bound_not_listening(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+              getsockname(fd, (struct sockaddr *)&addr, &alen) == 0,
+          "cannot bind on loopback");
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+static void test_log_take_errors_and_off_by_default(void) {
+    size_t len = 12345;
+    expect_code(telemetry_log_take(NULL, &len), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "log_take: NULL out_json");
+    CHECK(len == 12345, "out_len written on failure");
+    /* Nothing is kept before telemetry_log_enable(true). */
+    build_unrecognized();
+    char *json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "kept while off: %s", json ? json : "(null)");
+    telemetry_string_free(json);
+}
+
+static void test_log_consent_warning(void) {
+    CHECK(telemetry_log_enable(true), "log_enable(true) keeps nothing");
+    CHECK(telemetry_log_enable(true), "a second log_enable(true)");
+    build_unrecognized();
+    char *json = take_logs();
+    if (json) {
+        CHECK(count_occurrences(json, "\"level\":") == 1, "one record expected: %s", json);
+        CHECK(count_occurrences(json, UNRECOGNIZED_WARNING) == 1, "the warning: %s", json);
+        CHECK(strstr(json, "\"level\":\"warn\"") != NULL, "level: %s", json);
+        CHECK(strstr(json, "\"target\":\"telemetry_core::") != NULL, "target: %s", json);
+        CHECK(json_number(json, "unix_ms") > 1700000000000LL, "unix_ms: %s", json);
+    }
+    telemetry_string_free(json);
+    /* Taken once: the next take is empty. */
+    json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "taken twice: %s", json ? json : "(null)");
+    telemetry_string_free(json);
+}
+
+/* A fixed identity: without one (and without HOME) the worker warns that the install id is
+ * kept in memory only, a record these tests do not want. */
+static const char *FIXED_IDENTITY =
+    "\"install_id\":\"0d7b2a8e-5c1f-4f4e-9a51-2f8c3b6d7e90\","
+    "\"secret_hex\":\"11a245dd53334a50626b2356ccff3083922976f8016efbfb387ac3ab23a0dcf7\"";
+
+static void test_log_one_warning_per_failure_streak(void) {
+    int port = 0;
+    int fd = bound_not_listening(&port);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"product\":\"ctest\",\"endpoint\":\"http://127.0.0.1:%d\",\"api_key\":\"phc_c\","
+             "\"environment\":{},\"max_retries\":1,\"backoff_base_ms\":10,"
+             "\"shutdown_timeout_ms\":60000,%s}",
+             port, FIXED_IDENTITY);
+    telemetry_client_t *client = new_client(cfg);
+    EXPECT_OK(telemetry_client_capture(client, "a", 1, NULL, 0), "capture a");
+    EXPECT_OK(telemetry_client_capture(client, "b", 1, NULL, 0), "capture b");
+    expect_code(telemetry_client_flush(client, 30000), TELEMETRY_ERROR_CODE_NOT_DELIVERED,
+                "flush to a refused port");
+    /* The worker wrote the warning before the flush returned. */
+    char *json = take_logs();
+    if (json) {
+        CHECK(count_occurrences(json, "\"level\":") == 1, "one record expected: %s", json);
+        CHECK(strstr(json, "\"level\":\"warn\"") != NULL, "level: %s", json);
+        CHECK(strstr(json, "dropped 2 events") != NULL, "says what was dropped: %s", json);
+        CHECK(strstr(json, "127.0.0.1") != NULL, "names the endpoint: %s", json);
+        CHECK(strstr(json, "retrying") == NULL, "promises a retry: %s", json);
+    }
+    telemetry_string_free(json);
+    /* Still failing: the same streak, no second warning. */
+    EXPECT_OK(telemetry_client_capture(client, "c", 1, NULL, 0), "capture c");
+    expect_code(telemetry_client_flush(client, 30000), TELEMETRY_ERROR_CODE_NOT_DELIVERED,
+                "second flush to a refused port");
+    EXPECT_OK(telemetry_client_shutdown(client, 30000), "shutdown after failures");
+    json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "a second warning in one streak: %s",
+          json ? json : "(null)");
+    telemetry_string_free(json);
+    CHECK(stat_of(client, "dropped_failed") == 3, "dropped_failed %lld",
+          stat_of(client, "dropped_failed"));
+    telemetry_client_free(client);
+    close(fd);
+}
+
+static void test_log_bound(void) {
+    /* 100 records with nobody taking: the first 64 are kept, the rest counted. */
+    for (int i = 0; i < 100; i++) build_unrecognized();
+    char *json = take_logs();
+    if (json) {
+        CHECK(count_occurrences(json, UNRECOGNIZED_WARNING) == 64, "kept %d",
+              count_occurrences(json, UNRECOGNIZED_WARNING));
+        CHECK(dropped_note(json) == 36, "dropped note %lld in %s", dropped_note(json), json);
+        CHECK(strstr(json, "\"target\":\"telemetry_ffi::log\"") != NULL, "note target");
+    }
+    telemetry_string_free(json);
+    json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "the drop count was reported twice: %s",
+          json ? json : "(null)");
+    telemetry_string_free(json);
+}
+
+#define LOG_THREADS 8
+#define LOG_PER_THREAD 20
+
+static void *build_many_unrecognized(void *arg) {
+    (void)arg;
+    for (int i = 0; i < LOG_PER_THREAD; i++) build_unrecognized();
+    return NULL;
+}
+
+static void test_log_threads(void) {
+    /* Writers on 8 threads, one taker: every record is taken exactly once or counted as
+     * dropped, never lost, never duplicated. */
+    pthread_t threads[LOG_THREADS];
+    for (int i = 0; i < LOG_THREADS; i++) {
+        CHECK(pthread_create(&threads[i], NULL, build_many_unrecognized, NULL) == 0,
+              "pthread_create");
+    }
+    const long long want = (long long)LOG_THREADS * LOG_PER_THREAD;
+    long long seen = 0;
+    for (int round = 0; round < 20000 && seen < want; round++) {
+        char *json = take_logs();
+        if (json) seen += count_occurrences(json, UNRECOGNIZED_WARNING) + dropped_note(json);
+        telemetry_string_free(json);
+        nanosleep(&(struct timespec){.tv_nsec = 500 * 1000}, NULL);
+    }
+    for (int i = 0; i < LOG_THREADS; i++) pthread_join(threads[i], NULL);
+    char *json = take_logs();
+    if (json) seen += count_occurrences(json, UNRECOGNIZED_WARNING) + dropped_note(json);
+    telemetry_string_free(json);
+    CHECK(seen == want, "%lld records taken or counted, %lld written", seen, want);
+}
+
+static void test_log_disable(void) {
+    build_unrecognized(); /* pending when keeping stops: discarded */
+    CHECK(!telemetry_log_enable(false), "log_enable(false) says records are kept");
+    build_unrecognized(); /* written while off: never kept */
+    char *json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "kept after log_enable(false): %s",
+          json ? json : "(null)");
+    telemetry_string_free(json);
+    CHECK(telemetry_log_enable(true), "log_enable(true) after false");
+    json = take_logs();
+    CHECK(json && strcmp(json, "[]") == 0, "records came back: %s", json ? json : "(null)");
+    telemetry_string_free(json);
+    CHECK(!telemetry_log_enable(false), "log_enable(false)");
+}
+
 int main(void) {
     test_version_and_null_tolerance();
     test_client_new_errors();
@@ -422,6 +614,12 @@ int main(void) {
     test_no_memory_sink_and_timeout();
     test_anonymize();
     test_threads();
+    test_log_take_errors_and_off_by_default();
+    test_log_consent_warning();
+    test_log_one_warning_per_failure_streak();
+    test_log_bound();
+    test_log_threads();
+    test_log_disable();
     /* A client freed without an explicit shutdown shuts down on its own. */
     telemetry_client_t *client = new_client(MEMORY);
     EXPECT_OK(telemetry_client_capture(client, "e", 1, NULL, 0), "capture before free");

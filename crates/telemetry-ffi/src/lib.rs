@@ -28,9 +28,11 @@ mod anonymize;
 mod client;
 mod error;
 mod io;
+mod log;
 
 use std::ffi::{c_char, CStr};
 
+pub use self::log::{telemetry_log_enable, telemetry_log_take};
 pub use anonymize::telemetry_anonymize;
 pub use client::*;
 pub use error::{
