@@ -37,8 +37,14 @@ lint: deps-rust ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test-rust: build ## Rust tests: unit, shared vectors, end to end against the collector
+test-rust: build ## Rust tests: unit, shared vectors, end to end, doc tests (README examples included)
 	$(CARGO) test --workspace
+	# The repository README's Rust example names PostHog's real host: it runs with the
+	# debug sink (TELEMETRY_DEBUG=1, nothing sent) and only here (--cfg telemetry_readme).
+	RUSTDOCFLAGS="--cfg telemetry_readme" TELEMETRY_DEBUG=1 \
+		$(CARGO) test -p telemetry-core --doc repository_readme 2>&1 | tee $(CARGO_TARGET_DIR)/readme-doctest.log
+	@grep -q "test result: ok. [1-9]" $(CARGO_TARGET_DIR)/readme-doctest.log || \
+		{ echo "the repository README's Rust example did not run as a doc test"; exit 1; }
 
 test: deps lint $(TEST_TARGETS) ## Every test of every language
 	@echo "make test: every suite passed ($(TEST_TARGETS))"
