@@ -59,7 +59,7 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Builds a [`Client`]; see [`Client::builder`]. Every knob has DESIGN.md's default.
+/// Builds a [`Client`]; see [`Client::builder`]. Every knob has the default in docs/ARCHITECTURE.md, "Delivery".
 ///
 /// ```
 /// use std::time::Duration;

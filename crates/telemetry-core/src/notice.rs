@@ -53,7 +53,7 @@ use crate::profile::{Polarity, Profile};
 /// The marker's file name inside [`Profile::state_dir`]: present once the notice was seen.
 pub const MARKER_FILE: &str = "telemetry_notice_shown";
 
-/// What is collected, in plain words (DESIGN.md, "Context" and "Anonymization"). The
+/// What is collected, in plain words (docs/ARCHITECTURE.md, "Anonymization"). The
 /// notice summarizes it; `telemetry status` prints it whole.
 pub const COLLECTED: &[&str] = &[
     "which features are used and how often (the events the product records, and their counts)",
@@ -68,7 +68,7 @@ pub const COLLECTED: &[&str] = &[
     "timestamps truncated to the second",
 ];
 
-/// What is never collected, in plain words (DESIGN.md, "Anonymization").
+/// What is never collected, in plain words (docs/ARCHITECTURE.md, "Anonymization").
 pub const NEVER_COLLECTED: &[&str] = &[
     "your IP address (the receiver's GeoIP lookup is turned off)",
     "your host name or user name",

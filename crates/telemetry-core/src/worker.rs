@@ -35,7 +35,7 @@ pub(crate) enum Msg {
 // A queue slot is a message plus the channel's 8-byte stamp: keep it within a cache line.
 const _: () = assert!(std::mem::size_of::<Msg>() <= 56);
 
-/// Delivery knobs (DESIGN.md "Delivery").
+/// Delivery knobs (docs/ARCHITECTURE.md, "Delivery").
 #[derive(Debug, Clone)]
 pub(crate) struct Tuning {
     pub max_batch_events: usize,
@@ -271,7 +271,7 @@ impl Worker {
         self.shared.changed.notify_all();
     }
 
-    /// Sends the oldest batch-worth of ready events, retrying as DESIGN.md says.
+    /// Sends the oldest batch-worth of ready events, retrying as docs/ARCHITECTURE.md, "Delivery", says.
     fn send_one_batch(&mut self, deadline: Option<Instant>) {
         let tuning = self.setup.tuning.clone();
         let mut count = 0;

@@ -1,6 +1,6 @@
 //! The C ABI over telemetry-core, described by the generated `include/telemetry.h`.
 //!
-//! Conventions (DESIGN.md, "The C ABI"):
+//! Conventions (docs/ARCHITECTURE.md, "The C ABI"):
 //! - Opaque handles with `telemetry_<type>_new` / `telemetry_<type>_free`; free accepts NULL.
 //! - A fallible call returns `telemetry_error_t*`: NULL on success, else an owned error with
 //!   a code and a message, freed by `telemetry_error_free`. Results go to out-parameters
