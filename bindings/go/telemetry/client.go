@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type client struct {
 	decision        Decision
 	shutdownTimeout time.Duration
 	bufferSize      int
+	logger          *slog.Logger // WithLogger; nil when none, or once an opted-out New is done
 
 	// hmu guards h: calls into C hold it for reading; Close frees h holding it for writing,
 	// so no call can use a freed handle.
@@ -88,21 +90,43 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, newError(CodeInvalidConfig, "%v", err)
 	}
+	// The logger is registered before the library's client is built, so the consent
+	// warnings written while it is built are kept for it.
+	if cfg.logger != nil {
+		acquireLogger(cfg.logger)
+	}
 	h, err := cNew(text)
 	if err != nil {
+		if cfg.logger != nil {
+			releaseLogger(cfg.logger)
+		}
 		return nil, err
 	}
 	in := &client{
 		h:               h,
 		shutdownTimeout: cfg.shutdownTimeout,
 		bufferSize:      cfg.bufferSize,
+		logger:          cfg.logger,
 		idle:            true,
 		wake:            make(chan struct{}, 1),
 		quit:            make(chan struct{}),
 	}
 	if err := in.readDecision(); err != nil {
 		cFree(h)
+		if in.logger != nil {
+			releaseLogger(in.logger)
+		}
 		return nil, err
+	}
+	if in.logger != nil {
+		if in.enabled {
+			drainLogs()
+		} else {
+			// Opted out, the client never logs again (no worker, nothing sent): it hands
+			// over the warnings of its build and lets its logger go.
+			releaseLogger(in.logger)
+			in.logger = nil
+		}
 	}
 	in.buf = make([]Event, 0, in.bufferSize)
 	in.spare = make([]Event, 0, in.bufferSize)
@@ -235,15 +259,48 @@ func (in *client) takeLocked() []Event {
 
 // sender is the background goroutine: woken when the buffer stops being empty, it hands
 // everything over and waits again. It exits at Close.
+//
+// With a logger, it also takes the library's log records after each handover and, while
+// the library still holds events, every logPollInterval, plus once after it holds none
+// (a failure is counted a moment before its warning is written). So a failure is
+// reported within a few seconds even when nothing else calls into the library; an idle
+// client wakes for nothing.
 func (in *client) sender() {
+	var poll *time.Timer
+	var tick <-chan time.Time
+	last := false // the one poll after the library's queue emptied is armed
 	for {
+		polled := false
 		select {
 		case <-in.wake:
+		case <-tick:
+			polled = true
 		case <-in.quit:
+			if poll != nil {
+				poll.Stop()
+			}
 			return
 		}
 		for in.drainOnce(true) {
 		}
+		if in.logger == nil {
+			continue
+		}
+		drainLogs()
+		if poll != nil {
+			poll.Stop()
+		}
+		poll, tick = nil, nil
+		switch {
+		case in.libraryQueued() > 0:
+			last = false
+		case polled && last:
+			continue // that was the last poll: sleep until events come
+		default:
+			last = true
+		}
+		poll = time.NewTimer(logPollInterval)
+		tick = poll.C
 	}
 }
 
@@ -380,6 +437,10 @@ func (c *Client) Flush(ctx context.Context) error {
 		err = cFlush(in.h, timeout)
 	}
 	in.hmu.RUnlock()
+	if in.logger != nil {
+		// What went wrong during the flush was logged before it returned.
+		drainLogs()
+	}
 	var te *Error
 	if hasDeadline && errors.As(err, &te) && te.Code == CodeTimeout {
 		te.cause = context.DeadlineExceeded
@@ -417,7 +478,6 @@ func (in *client) close(timeout time.Duration) error {
 	in.drain()
 	close(in.quit)
 	in.hmu.Lock()
-	defer in.hmu.Unlock()
 	var err error
 	if in.enabled {
 		err = cShutdown(in.h, timeout)
@@ -427,6 +487,12 @@ func (in *client) close(timeout time.Duration) error {
 	}
 	cFree(in.h)
 	in.h = nil
+	in.hmu.Unlock()
+	if in.logger != nil {
+		// After the shutdown, so what it logged (events it could not send) is handed over;
+		// without hmu held, so a Handler may call Stats.
+		releaseLogger(in.logger)
+	}
 	return errors.Join(in.takeAsyncErr(), err)
 }
 

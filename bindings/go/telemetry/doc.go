@@ -24,6 +24,10 @@
 // package converts values, maps errors (*Error, matched with errors.Is against ErrShutDown,
 // ErrInvalidConfig, ...) and keeps the calling goroutine's cost low: see Client.
 //
+// Logging: the package is silent by default. WithLogger(slog.Default()) sends the library's
+// records to a log/slog logger: one warning per failure streak when events are dropped, an
+// info when delivery works again, and consent values that were not understood.
+//
 // Building: the package links target/release/libtelemetry_ffi.a from the repository root
 // (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
 // debug build instead, as `make test` does.

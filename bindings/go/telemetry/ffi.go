@@ -177,3 +177,14 @@ func cAnonymize(request []byte) ([]byte, error) {
 		return C.telemetry_anonymize(p, l, out, n)
 	})
 }
+
+func cLogEnable(on bool) bool {
+	crossings.Add(1)
+	return bool(C.telemetry_log_enable(C.bool(on)))
+}
+
+func cLogTake() ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_log_take(out, n)
+	})
+}

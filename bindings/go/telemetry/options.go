@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"log/slog"
 	"runtime"
 	"time"
 )
@@ -100,6 +101,7 @@ type config struct {
 	// Go side only.
 	shutdownTimeout time.Duration
 	bufferSize      int
+	logger          *slog.Logger
 }
 
 func defaultConfig() config {
@@ -238,3 +240,21 @@ func WithShutdownTimeout(d time.Duration) Option {
 // Capture that finds it full hands it over itself, so events are never lost in Go: a full
 // library queue drops and counts them as usual.
 func WithBufferSize(n int) Option { return func(c *config) { c.bufferSize = n } }
+
+// WithLogger sends the library's log records to logger: a warning when delivery fails and
+// events are dropped (one per failure streak, however long the endpoint stays down), an
+// info when delivery works again, and a warning at New for each consent value that was not
+// understood (which means off). Each record keeps the time it was written and carries the
+// Rust module that wrote it as the attribute "target". Without WithLogger (or with nil)
+// nothing is printed: the records are not even kept.
+//
+// No library thread calls into Go: the records are taken by this package's goroutines,
+// the one calling New, Flush or Close, and the client's sender goroutine, which polls
+// every second while the library still holds events, so a failure on an idle client is
+// logged within a few seconds. An opted-out client logs its consent warnings in New and
+// nothing afterwards. A Handler may call into this package.
+//
+// The library's log is process-wide: a record does not say which client wrote it (a
+// delivery message names the endpoint). With several clients, every distinct logger of a
+// live client receives every record; give them the same *slog.Logger to log each once.
+func WithLogger(logger *slog.Logger) Option { return func(c *config) { c.logger = logger } }
