@@ -20,7 +20,7 @@ from telemetry_core._native import (
     InvalidEventError,
     TelemetryError,
 )
-from telemetry_core._settings import Settings
+from telemetry_core._settings import MissingProductWarning, Settings
 
 __all__ = [
     "CORE_VERSION",
@@ -29,6 +29,7 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "InvalidEventError",
+    "MissingProductWarning",
     "Settings",
     "Stats",
     "TelemetryError",

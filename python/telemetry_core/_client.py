@@ -6,7 +6,7 @@ from telemetry_core import _exit
 from telemetry_core._context import python_context, python_version
 from telemetry_core._event import TelemetryEvent
 from telemetry_core._native import NativeClient
-from telemetry_core._settings import Settings
+from telemetry_core._settings import MissingProductWarning, Settings
 
 # `typing` costs milliseconds to import; annotations are strings here, so it is only
 # imported for type checkers (mypy treats any TYPE_CHECKING name as true).
@@ -151,6 +151,9 @@ class Client:
     >>> [e["event"] for e in client.delivered()]
     ['started', 'opened']
 
+    Settings that name no product make a Chroma client (product ``chromadb``, the
+    ``chroma`` profile) and warn once per process with :class:`MissingProductWarning`.
+
     ``capture`` never raises for a telemetry failure (those are logged on the
     ``telemetry_core`` logger); it raises ``TypeError`` for arguments of the wrong type
     and ``InvalidEventError`` for an event the core refuses (an empty name). When
@@ -166,6 +169,8 @@ class Client:
             settings = Settings()
         elif not isinstance(settings, Settings):
             raise TypeError(f"Client needs a Settings, not {type(settings).__name__}")
+        if not settings.product_named:
+            _warn_no_product(settings)  # first: with `-W error` it raises before any setup
         config = settings.to_config()
         config["runtime"] = "python"
         config["runtime_version"] = python_version()
@@ -266,6 +271,53 @@ class Client:
     def __repr__(self) -> str:
         state = "on" if self._enabled else "off"
         return f"<telemetry_core.Client product={self.settings.product!r} telemetry {state}>"
+
+
+#: Holds one token until the first client without a product warned: `list.pop` is atomic
+#: under the GIL, so two threads building clients at once cannot both warn.
+_NO_PRODUCT_WARNING = [True]
+
+
+def _warn_no_product(settings: Settings) -> None:
+    """Warns, once per process, that `settings` name no product and what that means."""
+    try:
+        _NO_PRODUCT_WARNING.pop()
+    except IndexError:
+        return
+    import sys  # only here: importing telemetry_core stays cheap
+    import warnings
+
+    version = f"version {settings.version!r}" if settings.version else "an empty version"
+    profile = settings.profile
+    if profile is None:
+        rules = (
+            ", and Chroma's switches decide consent (ANONYMIZED_TELEMETRY, a .env file; "
+            "the id is kept in ~/.cache/chroma/telemetry_user_id)"
+        )
+    else:
+        name = profile if isinstance(profile, str) else profile.get("name", "generic")
+        rules = f" (consent follows the {name} profile you chose)"
+    message = (
+        f"Settings names no product, so this client's events are labelled "
+        f"{settings.product!r} with {version}{rules}. Name your product: "
+        'Settings(product="my-tool", version="1.2.0"); its switches are then '
+        "MY_TOOL_TELEMETRY_DISABLED and MY_TOOL_TELEMETRY (profile= picks a known "
+        "product's conventions instead). To keep Chroma's defaults without this warning, "
+        'pass product="chromadb".'
+    )
+    # Blame the caller's line: the first frame outside this package (not a Client
+    # subclass's __init__ here, nor an integration building the client).
+    level, frame = 1, sys._getframe(0)
+    while frame.f_back is not None and _in_package(frame.f_globals.get("__name__")):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, MissingProductWarning, stacklevel=level)
+
+
+def _in_package(module: object) -> bool:
+    return isinstance(module, str) and (
+        module == "telemetry_core" or module.startswith("telemetry_core.")
+    )
 
 
 def _seconds(timeout: object) -> float:

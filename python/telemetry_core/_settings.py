@@ -16,10 +16,26 @@ if TYPE_CHECKING:
     #: A path given as str or os.PathLike.
     PathLike = Union[str, os.PathLike[str]]
 
-__all__ = ["Settings"]
+__all__ = ["MissingProductWarning", "Settings"]
 
 _SINKS = ("posthog", "file", "debug", "memory")
+#: What ``product`` means when it is not passed: Chroma, whose integration relies on it.
+_DEFAULT_PRODUCT = "chromadb"
 _MODES = ("library", "cli")
+
+
+class MissingProductWarning(UserWarning):
+    """A :class:`Client` was built from settings that name no product.
+
+    Such a client is Chroma's: its events are labelled ``chromadb`` and Chroma's switches
+    decide consent. Issued once per process, on the first such client; pass
+    ``Settings(product="your-product", version=...)`` to name yours, or
+    ``product="chromadb"`` to keep Chroma's defaults without the warning. As for any
+    warning, a filter can make it an exception, e.g. in a test suite
+    ``pytest -W error::telemetry_core.MissingProductWarning``.
+    """
+
+    __module__ = "telemetry_core"  # where users import it from, and how it is shown
 
 
 def _type_error(name: str, expected: str, value: object) -> TypeError:
@@ -73,14 +89,20 @@ def _explicit(value: object) -> bool | None:
 class Settings:
     """How a :class:`Client` decides, captures and delivers.
 
-    ``Settings()`` describes Chroma: product ``chromadb``, hence the ``chroma`` profile,
-    whose switches are ``anonymized_telemetry`` here, the ``ANONYMIZED_TELEMETRY``
-    variable and a ``.env`` file in the working directory, all read by the core. Another
-    product passes ``product=`` (a generic profile named after it) or ``profile=``.
+    Name your product: ``Settings(product="acme", version="1.4.0")`` labels events
+    ``acme`` and picks the generic ``acme`` profile, whose switches are the
+    ``ACME_TELEMETRY_DISABLED`` and ``ACME_TELEMETRY`` variables and a ``.env`` file.
+    ``profile=`` picks a known product's conventions instead (``chroma``, ``qdrant``,
+    ``evidently``). Without ``product``, the settings describe Chroma (product
+    ``chromadb`` and the ``chroma`` profile), as its integration needs, and a
+    :class:`Client` built from them warns once per process with
+    :class:`MissingProductWarning`.
 
     ``anonymized_telemetry`` is ``True`` unless given, as in Chroma; only a value you pass
-    counts as an explicit setting in code. Off beats on: ``anonymized_telemetry=True``
-    cannot override ``ANONYMIZED_TELEMETRY=False`` or ``DO_NOT_TRACK=1``.
+    counts as an explicit setting in code, and it applies to every profile. Off beats on:
+    ``anonymized_telemetry=True`` cannot override an environment variable or
+    ``DO_NOT_TRACK=1`` that says off. Which variables a client reads depends on its
+    profile; ``client.decision`` lists every source it considered.
 
     >>> s = Settings(anonymized_telemetry=False)
     >>> s.anonymized_telemetry, s.product
@@ -95,6 +117,7 @@ class Settings:
 
     __slots__ = (
         "_explicit",
+        "_product",
         "api_key",
         "args",
         "backoff_base",
@@ -111,7 +134,6 @@ class Settings:
         "max_retries",
         "mode",
         "notice",
-        "product",
         "profile",
         "queue_capacity",
         "request_timeout",
@@ -126,7 +148,7 @@ class Settings:
         self,
         *,
         anonymized_telemetry: bool | str | None = None,
-        product: str = "chromadb",
+        product: str | None = None,
         version: str = "",
         profile: str | Mapping[str, object] | None = None,
         endpoint: str | None = None,
@@ -153,8 +175,7 @@ class Settings:
         notice: Mapping[str, object] | None = None,
     ) -> None:
         self._explicit = _explicit(anonymized_telemetry)
-        if not isinstance(product, str):
-            raise _type_error("product", "a str", product)
+        self._product = _opt_str("product", product)
         if not isinstance(version, str):
             raise _type_error("version", "a str", version)
         if profile is not None and not isinstance(profile, str):
@@ -174,7 +195,6 @@ class Settings:
         args = tuple(args)
         if not all(isinstance(a, str) for a in args):
             raise TypeError("Settings.args must be a sequence of str")
-        self.product = product
         self.version = version
         self.profile = profile
         self.endpoint = _opt_str("endpoint", endpoint)
@@ -215,6 +235,26 @@ class Settings:
         """What was passed as ``anonymized_telemetry``, or None when it was not passed."""
         return self._explicit
 
+    @property
+    def product(self) -> str:
+        """The product's name, sent with every event: ``chromadb`` unless you named one."""
+        return _DEFAULT_PRODUCT if self._product is None else self._product
+
+    @product.setter
+    def product(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise _type_error("product", "a str", value)
+        self._product = value
+
+    @property
+    def product_named(self) -> bool:
+        """Whether a product was named; when not, it is Chroma's ``chromadb``.
+
+        >>> Settings().product_named, Settings(product="acme").product_named
+        (False, True)
+        """
+        return self._product is not None
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, checked like the constructor's arguments.
 
@@ -225,6 +265,8 @@ class Settings:
             name: getattr(self, name) for name in self.__slots__ if not name.startswith("_")
         }
         fields["anonymized_telemetry"] = self._explicit
+        # A copy of settings without a product stays without one (and still warns).
+        fields["product"] = self._product
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"Settings has no field {', '.join(sorted(unknown))}")

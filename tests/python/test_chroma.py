@@ -55,6 +55,8 @@ def run_session(home: Path, settings: str = "{}", **env: str) -> dict[str, objec
     code = SESSION.format(settings=settings, impl=IMPL)
     result = run_python(code, clean_env(home, **env), home, timeout=300)
     assert result.returncode == 0, result.stderr
+    # The integration names its product: Chroma's defaults, without the newcomer's warning.
+    assert "MissingProductWarning" not in result.stderr, result.stderr
     report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return report
 

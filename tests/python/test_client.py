@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,15 @@ from telemetry_core import (
     Client,
     ConfigurationError,
     InvalidEventError,
+    MissingProductWarning,
     Settings,
     TelemetryError,
     TelemetryEvent,
 )
+from telemetry_core import _client as client_module
+from telemetry_core.integrations.cli import CliTelemetry
+
+from conftest import clean_env, run_python
 
 SECRET = "11a245dd53334a50626b2356ccff3083922976f8016efbfb387ac3ab23a0dcf7"
 
@@ -137,6 +145,103 @@ def test_settings_follow_chroma_semantics() -> None:
     assert (s.mode, s.product, s.to_config()["shutdown_timeout_ms"]) == ("cli", "acme", 250)
 
 
+@pytest.fixture
+def unwarned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process as if no client without a product had been built yet."""
+    monkeypatch.setattr(client_module, "_NO_PRODUCT_WARNING", [True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # so "once" is ours, not the warnings registry's
+        yield
+
+
+def product_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    return [w for w in caught if issubclass(w.category, MissingProductWarning)]
+
+
+def test_settings_without_a_product_warn_once_saying_what_and_how(unwarned: None) -> None:
+    with pytest.warns(MissingProductWarning) as caught:
+        client = Client(Settings(sink="memory", environment={}))
+    (warning,) = product_warnings(caught.list)
+    message = str(warning.message)
+    assert "names no product" in message
+    assert "'chromadb' with an empty version" in message  # what it defaults to
+    assert "ANONYMIZED_TELEMETRY" in message  # whose switches then apply
+    assert 'Settings(product="my-tool", version="1.2.0")' in message  # how to name one
+    assert 'product="chromadb"' in message  # how to keep Chroma's defaults, silently
+    assert warning.filename == __file__  # blames the caller's line, not the package
+    assert issubclass(MissingProductWarning, UserWarning)  # shown by default filters
+    assert client.settings.product == "chromadb"
+    assert client.enabled  # a warning, never a change of behaviour
+
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        Client(Settings(sink="memory", environment={}))
+        Client(Settings(sink="memory", environment={}).replace(mode="cli"))
+        threads = [
+            threading.Thread(target=Client, args=(Settings(sink="memory", environment={}),))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert product_warnings(later) == []
+
+
+def test_a_named_product_never_warns(unwarned: None) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Client(Settings(product="chromadb", sink="memory", environment={}))
+        Client(Settings(product="acme", profile="qdrant", sink="memory", environment={}))
+        Client(Settings(sink="memory").replace(product="acme", environment={}))
+    assert product_warnings(caught) == []
+    # Nothing used up the one warning: an unnamed product still gets it.
+    with pytest.warns(MissingProductWarning, match="the qdrant profile you chose"):
+        Client(Settings(profile="qdrant", version="2.0", sink="memory", environment={}))
+
+
+def test_without_a_product_even_client_with_no_settings_warns_before_failing(
+    unwarned: None,
+) -> None:
+    # The posthog sink without an endpoint cannot be built; the warning comes first.
+    with pytest.warns(MissingProductWarning), pytest.raises(ConfigurationError, match="endpoint"):
+        Client()
+
+
+def test_the_warning_blames_the_line_that_uses_an_integration(unwarned: None) -> None:
+    telemetry = CliTelemetry(Settings(sink="memory", environment={}), cli=True)
+    # The client is built inside the package, when the command starts.
+    with pytest.warns(MissingProductWarning) as caught, telemetry.usage("report"):
+        pass
+    (warning,) = product_warnings(caught.list)
+    assert warning.filename == __file__
+
+
+def test_product_named_survives_copies_and_assignment() -> None:
+    assert not Settings().product_named
+    assert not Settings().replace(mode="cli").product_named
+    assert Settings(product="acme").replace(mode="cli").product_named
+    s = Settings()
+    s.product = "acme"
+    assert (s.product, s.product_named, s.to_config()["product"]) == ("acme", True, "acme")
+    with pytest.raises(TypeError, match=r"Settings\.product must be a str"):
+        Settings(product=3)  # type: ignore[arg-type]
+
+
+def test_the_warning_goes_to_stderr_once_per_process_never_stdout(home: Path) -> None:
+    code = (
+        "from telemetry_core import Client, Settings\n"
+        "for _ in range(3):\n"
+        "    Client(Settings(sink='memory')).capture('x')\n"
+        "Client(Settings(sink='memory', anonymized_telemetry=False))\n"
+    )
+    result = run_python(code, clean_env(home), home)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("MissingProductWarning") == 1, result.stderr
+    assert "<string>:3: MissingProductWarning: Settings names no product" in result.stderr
+
+
 def test_explicit_off_and_environment_off_beat_on(home: Path) -> None:
     off = memory_client(anonymized_telemetry=False)
     assert not off.enabled
@@ -234,6 +339,7 @@ def test_public_names() -> None:
         "ConfigurationError",
         "Decision",
         "InvalidEventError",
+        "MissingProductWarning",
         "Settings",
         "Stats",
         "TelemetryError",

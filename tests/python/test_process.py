@@ -150,8 +150,8 @@ def test_opted_out_process_has_no_thread_file_or_socket(home: Path) -> None:
         import json
         before = (os_threads(), len(threading.enumerate()))
         from telemetry_core import Client, Settings
-        client = Client(Settings(anonymized_telemetry=False, endpoint="http://127.0.0.1:{port}",
-                                 api_key="k"))
+        client = Client(Settings(product="chromadb", anonymized_telemetry=False,
+                                 endpoint="http://127.0.0.1:{port}", api_key="k"))
         for i in range(1000):
             client.capture("x", i=i)
         client.flush(1)
