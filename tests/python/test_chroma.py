@@ -58,6 +58,7 @@ def run_session(home: Path, settings: str = "{}", **env: str) -> dict[str, objec
     # The integration names its product: Chroma's defaults, without the newcomer's warning.
     assert "MissingProductWarning" not in result.stderr, result.stderr
     report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    report["stderr"] = result.stderr
     return report
 
 
@@ -145,6 +146,15 @@ def test_chroma_opted_out_by_environment(collector: Collector, home: Path) -> No
     )
     assert report["enabled"] is False
     assert collector.summary()["events"] == 0
+
+
+def test_chroma_with_telemetry_debug_prints_its_events_and_writes_no_id(home: Path) -> None:
+    report = run_session(home, TELEMETRY_DEBUG="1")
+    assert report["enabled"] is True
+    printed = re.findall(r'^  "event": "(\w+)",$', str(report["stderr"]), re.M)
+    assert {"ClientStartEvent", "CollectionAddEvent", "CollectionDeleteEvent"} <= set(printed)
+    assert list(home.rglob("telemetry_user_id")) == []
+    assert not (home / ".cache" / "chroma").exists()
 
 
 def test_without_a_configured_endpoint_nothing_is_sent_anywhere(home: Path) -> None:

@@ -96,6 +96,81 @@ def test_fixed_identity_makes_hashes_reproducible() -> None:
     assert props(event)["name"] == "80ded56ea35a1d2c"  # the shared vector's weak case
 
 
+def chroma_client(**kw: object) -> Client:
+    """A Chroma client reading the real (test-isolated) environment and HOME."""
+    settings: dict[str, object] = {"product": "chromadb", "version": "1.5.9", "profile": "chroma"}
+    settings.update(kw)
+    return Client(Settings(**settings))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "debug"),
+    [
+        ({"sink": "memory"}, False),
+        # The debug switch replaces a real destination, which would store the id.
+        ({"endpoint": "https://eu.i.posthog.com", "api_key": "phc_x"}, True),
+    ],
+    ids=["memory", "TELEMETRY_DEBUG=1"],
+)
+def test_memory_and_debug_sinks_write_no_id_file(
+    settings: dict[str, object],
+    debug: bool,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    if debug:
+        monkeypatch.setenv("TELEMETRY_DEBUG", "1")
+    client = chroma_client(**settings)
+    assert client.enabled
+    client.capture("collection_add", add_amount=3)
+    client.capture("collection_query", n_results=10)
+    assert client.flush(5)
+    stats = client.shutdown()
+    assert (stats.captured, stats.sent) == (2, 2)
+    if debug:
+        printed = capfd.readouterr().err
+        assert printed.count("[telemetry debug] would send:") == 2, printed
+    else:
+        assert [e["event"] for e in client.delivered()] == ["collection_add", "collection_query"]
+    # Not ~/.cache/chroma/telemetry_user_id, nor its secret, nor anything else.
+    assert sorted(home.rglob("*")) == []
+
+
+def test_memory_sink_reuses_a_stored_identity_and_adds_nothing(home: Path, tmp_path: Path) -> None:
+    # A delivering sink stores the identity, as a real install would.
+    events = tmp_path / "events.jsonl"
+    stored = chroma_client(sink="file", file_path=events)
+    stored.capture("opened", collection="my_collection")
+    stored.shutdown()
+    sent = json.loads(events.read_text())
+    cache = home / ".cache" / "chroma"
+    assert sent["distinct_id"] == (cache / "telemetry_user_id").read_text().strip()
+    before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert cache / "telemetry_user_id" in before
+
+    memory = chroma_client(sink="memory")
+    memory.capture("opened", collection="my_collection")
+    memory.shutdown()
+    (event,) = memory.delivered()
+    # The same id and the same secret (the same keyed hash), and not a byte written.
+    assert event["distinct_id"] == sent["distinct_id"]
+    assert props(event)["collection"] == sent["properties"]["collection"] != "my_collection"
+    assert {p: p.read_bytes() for p in home.rglob("*") if p.is_file()} == before
+
+
+def test_memory_sink_leaves_a_chroma_only_id_file_alone(home: Path) -> None:
+    # Chroma's own client wrote the id and no secret; a memory sink adds none beside it.
+    cache = home / ".cache" / "chroma"
+    cache.mkdir(parents=True)
+    (cache / "telemetry_user_id").write_text("0c3f7a52-6f0e-4a39-9f6e-2f1b3d4c5e6f")
+    client = chroma_client(sink="memory")
+    client.capture("collection_add", add_amount=3)
+    assert client.shutdown().sent == 1
+    assert sorted(home.rglob("*")) == [home / ".cache", cache, cache / "telemetry_user_id"]
+    assert (cache / "telemetry_user_id").read_text() == "0c3f7a52-6f0e-4a39-9f6e-2f1b3d4c5e6f"
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
