@@ -216,7 +216,16 @@ class Client:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Sends everything captured so far, partial batches included, waiting at most
-        ``timeout`` seconds with the GIL released. True when it all went out in time."""
+        ``timeout`` seconds with the GIL released.
+
+        True only when every event captured before the call (and since the previous
+        flush) was delivered. False when the timeout passed first (what is left stays
+        queued and goes out later), or when events were dropped since the previous flush:
+        refused by the endpoint, out of retries, the queue full, or captured after
+        shutdown. :attr:`stats` counts them (``dropped_failed``, ...) and the
+        ``telemetry_core`` logger says why, once per failure streak. It never raises for
+        a delivery failure. With telemetry off there is nothing to send: True.
+        """
         return self._native.flush(_seconds(timeout))
 
     def shutdown(self, timeout: float | None = None) -> Stats:

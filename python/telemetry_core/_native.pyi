@@ -85,7 +85,12 @@ class NativeClient:
 
     def flush(self, timeout: float) -> bool:
         """Sends what was captured, partial batches included; waits at most `timeout`
-        seconds with the GIL released. True when everything was delivered or accounted for."""
+        seconds with the GIL released.
+
+        True only when every event captured before the call (and since the previous flush)
+        was delivered; False when the timeout passed first or when events were dropped
+        since the previous flush (the stats count them). Never raises for a delivery
+        failure."""
 
     def shutdown(self, timeout: float) -> dict[str, int]:
         """Flushes within `timeout` seconds (GIL released), stops the worker, returns the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -147,3 +148,49 @@ def test_delivery_failure_is_logged_once_never_raised(
     # (it would compete for the GIL, and could be caught holding it at exit).
     assert failures[0].thread == threading.get_ident()
     closed.close()
+
+
+def test_flush_is_false_when_events_were_dropped_and_the_warning_says_so(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bound and never listening, and held for the whole test: connections are refused,
+    # and no parallel test can be handed the port meanwhile.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    try:
+        port = closed.getsockname()[1]
+        client = Client(
+            Settings(
+                product="acme",
+                endpoint=f"http://127.0.0.1:{port}",
+                api_key="k",
+                working_dir=home,
+                max_retries=1,
+                backoff_base=0.01,
+            )
+        )
+        with caplog.at_level(logging.INFO, logger="telemetry_core"):
+            for i in range(3):
+                client.capture("lost", i=i)
+            delivered = client.flush()
+            stats = client.stats
+        assert delivered is False
+        assert (stats.captured, stats.sent, stats.dropped_failed, stats.queued) == (3, 0, 3, 0)
+        assert stats.retries >= 1  # it did retry, quietly, before giving up
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+        (warning,) = warnings
+        message = warning.getMessage()
+        assert warning.name.startswith("telemetry_core")
+        assert re.search(r"dropped [1-3] events?", message), message
+        assert "retrying" not in message
+        assert f"127.0.0.1:{port}" in message
+
+        # A flush answers for what was captured since the previous one: nothing lost now.
+        assert client.flush() is True
+        client.capture("lost_again")
+        assert client.flush() is False
+        assert client.stats.dropped_failed == 4
+        client.shutdown(2)
+    finally:
+        closed.close()

@@ -232,7 +232,12 @@ impl NativeClient {
     }
 
     /// Sends what was captured, partial batches included; waits at most `timeout`
-    /// seconds with the GIL released. True when everything was delivered or accounted for.
+    /// seconds with the GIL released.
+    ///
+    /// True only when every event captured before the call (and since the previous flush)
+    /// was delivered; False when the timeout passed first or when events were dropped
+    /// since the previous flush (the stats count them). Never raises for a delivery
+    /// failure.
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(timeout)?;
         let client = self.client();
