@@ -222,9 +222,10 @@ class Client:
         flush) was delivered. False when the timeout passed first (what is left stays
         queued and goes out later), or when events were dropped since the previous flush:
         refused by the endpoint, out of retries, the queue full, or captured after
-        shutdown. :attr:`stats` counts them (``dropped_failed``, ...) and the
-        ``telemetry_core`` logger says why, once per failure streak. It never raises for
-        a delivery failure. With telemetry off there is nothing to send: True.
+        shutdown. :attr:`stats` counts them (``dropped_failed``, ``dropped_queue_full``,
+        ...), and a delivery failure is also logged on the ``telemetry_core`` logger,
+        once per failure streak. It never raises for a delivery failure. With telemetry
+        off there is nothing to send: True.
         """
         return self._native.flush(_seconds(timeout))
 
