@@ -227,7 +227,26 @@ class Settings:
 
     @property
     def anonymized_telemetry(self) -> bool:
-        """The setting in code: ``True`` unless you passed ``False`` (Chroma's default)."""
+        """The setting in code: ``True`` unless you passed ``False`` (Chroma's default).
+
+        ``anonymized_telemetry=False`` turns telemetry off for every product. The other
+        switches depend on the client's profile (from ``product`` unless ``profile=``
+        names one), and a client reads only its own profile's:
+
+        * ``chroma`` (``product="chromadb"``, or no product): ``ANONYMIZED_TELEMETRY``,
+          in the environment or in a ``.env`` file in the working directory.
+        * ``qdrant``: ``QDRANT__TELEMETRY_DISABLED``, ``telemetry_disabled`` in
+          ``config/config.yaml`` or ``config/production.yaml``, ``--disable-telemetry``
+          in ``args``.
+        * ``evidently``: ``EVIDENTLY_DISABLE_TELEMETRY``; on only with ``mode="cli"``.
+        * any other name, e.g. ``product="my-tool"``: ``MY_TOOL_TELEMETRY_DISABLED`` and
+          ``MY_TOOL_TELEMETRY``, in the environment or in ``.env``.
+
+        ``DO_NOT_TRACK`` and the user's saved choice (``telemetry disable``) apply to
+        every profile. So ``ANONYMIZED_TELEMETRY=False`` turns off a Chroma client and
+        leaves a ``my-tool`` client on. ``Client.decision`` lists every source the client
+        considered and what each said.
+        """
         return True if self._explicit is None else self._explicit
 
     @property

@@ -332,6 +332,36 @@ def test_explicit_off_and_environment_off_beat_on(home: Path) -> None:
     assert dotenv_off.decision.decided_by["kind"] == "dotenv"  # type: ignore[index]
 
 
+# What Settings.anonymized_telemetry's docstring and python/README.md promise, per profile.
+OWN_SWITCHES = [
+    ("chromadb", "ANONYMIZED_TELEMETRY", "False"),
+    ("qdrant", "QDRANT__TELEMETRY_DISABLED", "true"),
+    ("evidently", "EVIDENTLY_DISABLE_TELEMETRY", "1"),
+    ("my-tool", "MY_TOOL_TELEMETRY_DISABLED", "1"),
+    ("my-tool", "MY_TOOL_TELEMETRY", "0"),
+]
+
+
+@pytest.mark.parametrize(("product", "switch", "off"), OWN_SWITCHES)
+def test_each_product_reads_its_own_switches_and_no_other(
+    product: str, switch: str, off: str, home: Path
+) -> None:
+    def client(environment: dict[str, str]) -> Client:
+        # mode="cli": Evidently allows telemetry only there.
+        return memory_client(product=product, environment=environment, working_dir=home, mode="cli")
+
+    own = client({switch: off})
+    assert not own.enabled
+    assert own.decision.decided_by == {"kind": "env", "name": switch, "value": off}
+    others = {s: v for p, s, v in OWN_SWITCHES if p != product}
+    other = client(others)
+    assert other.enabled, str(other.decision)
+    read = {source["name"] for source in other.decision.sources}
+    assert switch in read
+    assert not read & set(others), "the decision lists the switches it read"
+    assert not client({"DO_NOT_TRACK": "1"}).enabled  # every profile honours it
+
+
 def test_decision_explains_for_people_and_programs() -> None:
     c = memory_client(environment={"DO_NOT_TRACK": "1"})
     d = c.decision
