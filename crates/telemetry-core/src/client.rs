@@ -36,11 +36,14 @@ use crate::event::Event;
 use crate::identity::Identity;
 use crate::notice::{self, Notice};
 use crate::payload::PayloadBuilder;
+use crate::profile::IdLocation;
 use crate::profile::Profile;
 use crate::sink::{DebugSink, FileSink, MemorySink, Sink, SinkConfig};
 use crate::stats::{Counters, Stats};
 use crate::transport::{check_endpoint, PostHogSink};
-use crate::worker::{Msg, Shared, Tuning, Worker, WorkerSetup};
+use crate::usage::activation::{Activation, Starter};
+use crate::usage::{IdentitySource, Usage};
+use crate::worker::{Msg, ReportSchedule, Shared, Tuning, Worker, WorkerSetup};
 
 /// Default capacity of the queue between the caller and the worker.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -99,6 +102,7 @@ pub struct ClientBuilder {
     runtime: (String, String),
     extra_context: Map<String, Value>,
     notice: Option<Notice>,
+    reports: ReportSchedule,
 }
 
 impl ClientBuilder {
@@ -223,6 +227,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether the usage report ([`Client::usage`]) is sent home when telemetry is on
+    /// (default true). The local endpoints answer either way.
+    pub fn usage_reports(mut self, send: bool) -> Self {
+        self.reports.enabled = send;
+        self
+    }
+    /// How long after the worker starts (the first enabled capture or recording) the first
+    /// usage report is sent (default 10 s).
+    pub fn usage_report_delay(mut self, d: Duration) -> Self {
+        self.reports.delay = d;
+        self
+    }
+    /// How often the usage report is sent after the first (default 1 h).
+    pub fn usage_report_interval(mut self, d: Duration) -> Self {
+        self.reports.interval = d.max(Duration::from_millis(10));
+        self
+    }
+
     /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
     /// no socket until the first enabled capture.
     ///
@@ -307,10 +329,35 @@ impl ClientBuilder {
         // A memory or debug sink sends nothing anywhere: it reuses a stored id when there is
         // one (so a debug payload shows the real id) but never writes one.
         let store_identity = matches!(sink, SinkConfig::PostHog | SinkConfig::File(_));
+        // A per-process id (Qdrant's) is made now, in memory, so the local /telemetry and
+        // the reports sent home name the same install.
+        let identity = self.identity.or_else(|| {
+            matches!(profile.id_location(&*self.env), IdLocation::PerProcess)
+                .then(Identity::ephemeral)
+        });
+        let usage_identity = match &identity {
+            Some(id) => IdentitySource::Fixed(id.clone()),
+            None => IdentitySource::Client {
+                profile: profile.clone(),
+                env: self.env.clone(),
+            },
+        };
+        let activation = if enabled {
+            Activation::armed()
+        } else {
+            Activation::inert()
+        };
+        let usage = Usage::with_parts(
+            &self.product,
+            &self.version,
+            profile.precision(),
+            usage_identity,
+            activation,
+        );
         let setup = WorkerSetup {
             profile,
             env: self.env,
-            identity: self.identity,
+            identity,
             context: ClientContext {
                 product: self.product,
                 product_version: self.version,
@@ -322,18 +369,26 @@ impl ClientBuilder {
             make_sink,
             endpoint_label,
             store_identity,
+            usage: usage.clone(),
+            reports: self.reports,
         };
-        Ok(Client {
-            enabled,
-            decision,
+        let core = Arc::new(Core {
             counters: Arc::new(Counters::default()),
             pipeline: AtomicPtr::new(std::ptr::null_mut()),
             closed: AtomicBool::new(false),
             setup: Arc::new(setup),
             queue_capacity: self.queue_capacity,
+            flush_mark: AtomicU64::new(0),
+        });
+        let starter: Arc<dyn Starter> = core.clone();
+        usage.shared.activation.connect(Arc::downgrade(&starter));
+        Ok(Client {
+            enabled,
+            decision,
+            core,
             shutdown_deadline: self.shutdown_deadline,
             memory,
-            flush_mark: AtomicU64::new(0),
+            usage,
         })
     }
 }
@@ -433,6 +488,15 @@ pub struct ClientConfig {
     /// The first-run notice, e.g. `{"product": "Chroma", "link": "https://..."}`.
     #[serde(default)]
     pub notice: Option<Notice>,
+    /// Whether the usage report is sent home when telemetry is on (default true).
+    #[serde(default)]
+    pub usage_reports: Option<bool>,
+    /// Delay before the first usage report, in milliseconds (default 10,000).
+    #[serde(default)]
+    pub usage_report_delay_ms: Option<u64>,
+    /// Interval between usage reports, in milliseconds (default 3,600,000).
+    #[serde(default)]
+    pub usage_report_interval_ms: Option<u64>,
 }
 
 impl ClientConfig {
@@ -534,6 +598,15 @@ impl ClientConfig {
         if let Some(n) = self.notice {
             b = b.first_run_notice(n);
         }
+        if let Some(send) = self.usage_reports {
+            b = b.usage_reports(send);
+        }
+        if let Some(n) = self.usage_report_delay_ms {
+            b = b.usage_report_delay(ms(n));
+        }
+        if let Some(n) = self.usage_report_interval_ms {
+            b = b.usage_report_interval(ms(n));
+        }
         Ok(b)
     }
 }
@@ -542,6 +615,12 @@ impl ClientConfig {
 /// to the parent and must not be touched (its worker thread does not exist here).
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
+
+/// How many forks this process is from the one that loaded the library (0 in it).
+#[inline]
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
@@ -570,13 +649,21 @@ struct Pipeline {
 pub struct Client {
     enabled: bool,
     decision: Decision,
+    core: Arc<Core>,
+    shutdown_deadline: Duration,
+    memory: Option<MemorySink>,
+    usage: Usage,
+}
+
+/// The pipeline's state, shared by the client and by its usage registry, whose first
+/// recording may start the worker too (the registry holds it weakly, so dropping the
+/// client frees it).
+struct Core {
     counters: Arc<Counters>,
     pipeline: AtomicPtr<Pipeline>,
     closed: AtomicBool,
     setup: Arc<WorkerSetup>,
     queue_capacity: usize,
-    shutdown_deadline: Duration,
-    memory: Option<MemorySink>,
     /// Events dropped (any reason) when the last flush reported: a flush is judged on the
     /// drops that happened since.
     flush_mark: AtomicU64,
@@ -646,6 +733,7 @@ impl Client {
             runtime: ("rust".into(), context::rust_version().into()),
             extra_context: Map::new(),
             notice: None,
+            reports: ReportSchedule::default(),
         }
     }
 
@@ -687,7 +775,23 @@ impl Client {
     /// assert_eq!(client.stats().sent, 1);
     /// ```
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot()
+        self.core.counters.snapshot()
+    }
+
+    /// This client's usage statistics: declare counters and timings, record, render the
+    /// report, serve `/telemetry` and `/metrics`. Recording works whether or not
+    /// telemetry is on; only sending the report home follows consent.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// let queries = client.usage().timing("query").build().unwrap().handle();
+    /// drop(queries.start()); // times an (empty) query
+    /// assert_eq!(queries.snapshot().count, 1);
+    /// ```
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     /// The memory sink's contents, when the client was built with one.
@@ -707,7 +811,7 @@ impl Client {
     /// assert_eq!(item["properties"]["collection"].as_str().unwrap().len(), 16); // hashed
     /// ```
     pub fn preview(&self, event: Event) -> Value {
-        let setup = &self.setup;
+        let setup = &self.core.setup;
         let identity = setup
             .identity
             .clone()
@@ -732,7 +836,7 @@ impl Client {
     #[inline]
     pub fn capture(&self, event: Event) {
         if self.enabled {
-            self.offer(Msg::Event(Box::new(event)));
+            self.core.offer(Msg::Event(Box::new(event)));
         }
     }
 
@@ -751,13 +855,157 @@ impl Client {
     #[inline]
     pub fn capture_encoded(&self, event: EncodedEvent) {
         if self.enabled {
-            self.offer(Msg::Encoded(event));
+            self.core.offer(Msg::Encoded(event));
         }
     }
 
+    /// Sends everything captured so far, including partial batches; waits at most
+    /// `timeout`. Returns true only when every event captured before the call (and since
+    /// the previous flush) was delivered; false when the timeout passed first or when an
+    /// event was dropped (see [`Client::flush_outcome`] for which).
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("started"));
+    /// assert!(client.flush(std::time::Duration::from_secs(5)));
+    /// assert_eq!(client.memory().unwrap().events().len(), 1);
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.flush_outcome(timeout).delivered()
+    }
+
+    /// [`Client::flush`], saying why it did not deliver. Drops are judged against the
+    /// previous flush's report, so an event lost between two flushes makes the next one
+    /// report it once; a drop of an event captured on another thread while this flush ran
+    /// counts too (the answer errs on the side of "not delivered").
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}};
+    /// use telemetry_core::{Client, Event, FlushOutcome};
+    /// let client = Client::builder("app", "1.0")
+    ///     .environment(MapEnvironment::new())
+    ///     .sink(SinkConfig::Memory(MemorySink::new()))
+    ///     .build()
+    ///     .unwrap();
+    /// client.capture(Event::new("started"));
+    /// match client.flush_outcome(Duration::from_secs(5)) {
+    ///     FlushOutcome::Delivered => {}
+    ///     FlushOutcome::TimedOut => eprintln!("still queued; it goes out later"),
+    ///     FlushOutcome::Dropped(n) => eprintln!("{n} events lost; see the stats"),
+    /// }
+    /// ```
+    pub fn flush_outcome(&self, timeout: Duration) -> FlushOutcome {
+        if let Some(p) = self.core.current() {
+            if !self.wait_for_flush(p, timeout) {
+                return FlushOutcome::TimedOut;
+            }
+        }
+        let s = self.core.counters.snapshot();
+        let dropped = s.dropped_queue_full + s.dropped_shutdown + s.dropped_failed;
+        let before = self.core.flush_mark.fetch_max(dropped, Ordering::AcqRel);
+        match dropped.saturating_sub(before) {
+            0 => FlushOutcome::Delivered,
+            n => FlushOutcome::Dropped(n),
+        }
+    }
+
+    /// Asks the worker to flush and waits for it; false when `timeout` passed first.
+    fn wait_for_flush(&self, p: &Pipeline, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let ticket = {
+            let mut c = p.shared.lock();
+            if c.finished {
+                return true;
+            }
+            c.flush_requested += 1;
+            c.flush_requested
+        };
+        let _ = p.tx.try_send(Msg::Wake);
+        let mut c = p.shared.lock();
+        while c.flush_done < ticket && !c.finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = p
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Flushes what can go out within `deadline`, then stops the worker. Never waits
+    /// longer than the deadline (plus scheduling noise); what could not go out is
+    /// counted as `dropped_shutdown`. Later captures are dropped. Idempotent.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.capture(Event::new("started"));
+    /// let stats = client.shutdown(std::time::Duration::from_secs(1));
+    /// assert_eq!(stats.sent + stats.dropped_shutdown, 1);
+    /// ```
+    pub fn shutdown(&self, deadline: Duration) -> Stats {
+        self.core.closed.store(true, Ordering::Release);
+        let Some(p) = self.core.current() else {
+            return self.stats();
+        };
+        let by = Instant::now() + deadline;
+        {
+            let mut c = p.shared.lock();
+            if c.shutdown_by.is_none() {
+                c.shutdown_by = Some(by);
+            }
+        }
+        p.shared.changed.notify_all();
+        let _ = p.tx.try_send(Msg::Wake);
+        let mut c = p.shared.lock();
+        // A small grace lets a worker that met the deadline finish its accounting.
+        let limit = by + Duration::from_millis(20);
+        while !c.finished && !c.abandoned {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // The worker is stuck in a request: give up on it, account for its events.
+                c.abandoned = true;
+                let s = self.core.counters.snapshot();
+                Counters::add(&self.core.counters.dropped_shutdown, s.queued);
+                break;
+            }
+            c = p
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let finished = c.finished;
+        drop(c);
+        if finished {
+            if let Some(h) = p.worker.lock().ok().and_then(|mut w| w.take()) {
+                let _ = h.join();
+            }
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shutdown(self.shutdown_deadline);
+    }
+}
+
+impl Core {
     /// Counts the event captured and offers it to the queue without waiting.
     fn offer(&self, msg: Msg) {
-        let generation = FORK_GENERATION.load(Ordering::Relaxed);
+        let generation = fork_generation();
         let current = self.pipeline.load(Ordering::Acquire);
         // SAFETY: a pipeline is freed only in Drop, which cannot run while &self lives.
         let pipeline = match unsafe { current.as_ref() } {
@@ -838,156 +1086,33 @@ impl Client {
     fn current(&self) -> Option<&Pipeline> {
         let p = self.pipeline.load(Ordering::Acquire);
         // SAFETY: see `capture`.
-        unsafe { p.as_ref() }.filter(|p| p.generation == FORK_GENERATION.load(Ordering::Relaxed))
-    }
-
-    /// Sends everything captured so far, including partial batches; waits at most
-    /// `timeout`. Returns true only when every event captured before the call (and since
-    /// the previous flush) was delivered; false when the timeout passed first or when an
-    /// event was dropped (see [`Client::flush_outcome`] for which).
-    ///
-    /// ```
-    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
-    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
-    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
-    /// client.capture(Event::new("started"));
-    /// assert!(client.flush(std::time::Duration::from_secs(5)));
-    /// assert_eq!(client.memory().unwrap().events().len(), 1);
-    /// ```
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.flush_outcome(timeout).delivered()
-    }
-
-    /// [`Client::flush`], saying why it did not deliver. Drops are judged against the
-    /// previous flush's report, so an event lost between two flushes makes the next one
-    /// report it once; a drop of an event captured on another thread while this flush ran
-    /// counts too (the answer errs on the side of "not delivered").
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}};
-    /// use telemetry_core::{Client, Event, FlushOutcome};
-    /// let client = Client::builder("app", "1.0")
-    ///     .environment(MapEnvironment::new())
-    ///     .sink(SinkConfig::Memory(MemorySink::new()))
-    ///     .build()
-    ///     .unwrap();
-    /// client.capture(Event::new("started"));
-    /// match client.flush_outcome(Duration::from_secs(5)) {
-    ///     FlushOutcome::Delivered => {}
-    ///     FlushOutcome::TimedOut => eprintln!("still queued; it goes out later"),
-    ///     FlushOutcome::Dropped(n) => eprintln!("{n} events lost; see the stats"),
-    /// }
-    /// ```
-    pub fn flush_outcome(&self, timeout: Duration) -> FlushOutcome {
-        if let Some(p) = self.current() {
-            if !self.wait_for_flush(p, timeout) {
-                return FlushOutcome::TimedOut;
-            }
-        }
-        let s = self.counters.snapshot();
-        let dropped = s.dropped_queue_full + s.dropped_shutdown + s.dropped_failed;
-        let before = self.flush_mark.fetch_max(dropped, Ordering::AcqRel);
-        match dropped.saturating_sub(before) {
-            0 => FlushOutcome::Delivered,
-            n => FlushOutcome::Dropped(n),
-        }
-    }
-
-    /// Asks the worker to flush and waits for it; false when `timeout` passed first.
-    fn wait_for_flush(&self, p: &Pipeline, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let ticket = {
-            let mut c = p.shared.lock();
-            if c.finished {
-                return true;
-            }
-            c.flush_requested += 1;
-            c.flush_requested
-        };
-        let _ = p.tx.try_send(Msg::Wake);
-        let mut c = p.shared.lock();
-        while c.flush_done < ticket && !c.finished {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            c = p
-                .shared
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
-    }
-
-    /// Flushes what can go out within `deadline`, then stops the worker. Never waits
-    /// longer than the deadline (plus scheduling noise); what could not go out is
-    /// counted as `dropped_shutdown`. Later captures are dropped. Idempotent.
-    ///
-    /// ```
-    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client, Event};
-    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
-    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
-    /// client.capture(Event::new("started"));
-    /// let stats = client.shutdown(std::time::Duration::from_secs(1));
-    /// assert_eq!(stats.sent + stats.dropped_shutdown, 1);
-    /// ```
-    pub fn shutdown(&self, deadline: Duration) -> Stats {
-        self.closed.store(true, Ordering::Release);
-        let Some(p) = self.current() else {
-            return self.stats();
-        };
-        let by = Instant::now() + deadline;
-        {
-            let mut c = p.shared.lock();
-            if c.shutdown_by.is_none() {
-                c.shutdown_by = Some(by);
-            }
-        }
-        p.shared.changed.notify_all();
-        let _ = p.tx.try_send(Msg::Wake);
-        let mut c = p.shared.lock();
-        // A small grace lets a worker that met the deadline finish its accounting.
-        let limit = by + Duration::from_millis(20);
-        while !c.finished && !c.abandoned {
-            let left = limit.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                // The worker is stuck in a request: give up on it, account for its events.
-                c.abandoned = true;
-                let s = self.counters.snapshot();
-                Counters::add(&self.counters.dropped_shutdown, s.queued);
-                break;
-            }
-            c = p
-                .shared
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        let finished = c.finished;
-        drop(c);
-        if finished {
-            if let Some(h) = p.worker.lock().ok().and_then(|mut w| w.take()) {
-                let _ = h.join();
-            }
-        }
-        self.stats()
+        unsafe { p.as_ref() }.filter(|p| p.generation == fork_generation())
     }
 }
 
-impl Drop for Client {
+impl Starter for Core {
+    fn start_worker(&self) {
+        let generation = fork_generation();
+        let current = self.pipeline.load(Ordering::Acquire);
+        // SAFETY: as in `offer`: the pipeline lives as long as this Core.
+        match unsafe { current.as_ref() } {
+            Some(p) if p.generation == generation => {}
+            _ => {
+                self.start(current, generation);
+            }
+        }
+    }
+}
+
+impl Drop for Core {
     fn drop(&mut self) {
-        self.shutdown(self.shutdown_deadline);
         let p = *self.pipeline.get_mut();
         // SAFETY: we own the current pipeline. Freeing it is safe even when shutdown
         // abandoned a worker stuck in a request: the worker owns only the receiver and an
         // Arc of the control state, never the pipeline. A parent's copy (another
         // generation) is leaked on purpose: its locks may be held by a thread that is gone.
         if let Some(pipeline) = unsafe { p.as_ref() } {
-            if pipeline.generation == FORK_GENERATION.load(Ordering::Relaxed) {
+            if pipeline.generation == fork_generation() {
                 drop(unsafe { Box::from_raw(p) });
             }
         }

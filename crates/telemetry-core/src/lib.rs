@@ -17,6 +17,7 @@ pub mod samples;
 pub mod sink;
 pub mod stats;
 pub mod transport;
+pub mod usage;
 mod worker;
 
 /// The repository README's Rust example, as a doc test. It names PostHog's real host, so it

@@ -20,6 +20,7 @@ use crate::payload::PayloadBuilder;
 use crate::profile::Profile;
 use crate::sink::{SendError, Sink};
 use crate::stats::Counters;
+use crate::usage::{ReportOptions, Usage};
 
 /// What travels through the queue.
 pub(crate) enum Msg {
@@ -58,6 +59,29 @@ pub(crate) struct WorkerSetup {
     pub endpoint_label: String,
     /// False for sinks that send nothing anywhere (memory, debug): no id file is written.
     pub store_identity: bool,
+    /// The client's usage statistics, whose report the worker sends home.
+    pub usage: Usage,
+    pub reports: ReportSchedule,
+}
+
+/// When usage reports are sent home (docs/ARCHITECTURE.md, "Usage statistics").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReportSchedule {
+    pub enabled: bool,
+    /// From the worker's start to the first report.
+    pub delay: Duration,
+    /// Between reports.
+    pub interval: Duration,
+}
+
+impl Default for ReportSchedule {
+    fn default() -> Self {
+        ReportSchedule {
+            enabled: true,
+            delay: Duration::from_secs(10),
+            interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Requests from the client to the worker, and the worker's progress.
@@ -102,6 +126,8 @@ pub(crate) struct Worker {
     payload: Option<PayloadBuilder>,
     sink: Option<Box<dyn Sink>>,
     failing: bool,
+    /// A usage report was sent (the install id is logged once, with the first).
+    reported: bool,
 }
 
 impl Worker {
@@ -122,6 +148,7 @@ impl Worker {
             payload: None,
             sink: None,
             failing: false,
+            reported: false,
         }
     }
 
@@ -129,9 +156,12 @@ impl Worker {
         // Identity files, the context and the sink are made here, off the caller's thread.
         self.init();
         let tuning = self.setup.tuning.clone();
+        let reports = self.setup.reports;
         let mut next_flush = Instant::now() + tuning.flush_interval;
+        let mut next_report = reports.enabled.then(|| Instant::now() + reports.delay);
         loop {
-            let wait = next_flush.saturating_duration_since(Instant::now());
+            let wake = next_report.map_or(next_flush, |r| r.min(next_flush));
+            let wait = wake.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(msg) => self.accept(msg),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -159,8 +189,18 @@ impl Worker {
                 )
             };
             if let Some(deadline) = shutdown_by {
+                if reports.enabled {
+                    // The last numbers go out with the rest, within the same deadline.
+                    self.queue_usage_report();
+                }
                 self.finish(deadline);
                 return;
+            }
+            if next_report.is_some_and(|r| Instant::now() >= r) {
+                next_report = Some(Instant::now() + reports.interval);
+                if self.queue_usage_report() {
+                    self.send_ready(None);
+                }
             }
             if flush_ticket.is_some() || Instant::now() >= next_flush {
                 self.flush_all(None);
@@ -189,6 +229,13 @@ impl Worker {
                 id
             }
         };
+        // The local endpoints now render with the identity the reports are sent under.
+        let _ = self
+            .setup
+            .usage
+            .shared
+            .worker_identity
+            .set(identity.clone());
         self.payload = Some(PayloadBuilder::new(
             &identity,
             &self.setup.profile,
@@ -236,6 +283,51 @@ impl Worker {
             bytes,
             captured: out.captured,
         });
+    }
+
+    /// Adds the usage report (level 2, anonymized, with histograms) to the ready events,
+    /// counted as one captured event. Nothing when the host never used usage statistics.
+    fn queue_usage_report(&mut self) -> bool {
+        let usage = &self.setup.usage;
+        if !usage.shared.in_use() {
+            return false;
+        }
+        let report = usage.report(&ReportOptions::sent_home());
+        let Value::Object(fields) = report else {
+            return false;
+        };
+        if !self.reported {
+            self.reported = true;
+            log::info!(
+                "telemetry: sending {}'s usage report to {} every {:?}; this install's id is {} \
+                 (quote it to ask for the data's deletion)",
+                usage.shared.product,
+                self.setup.endpoint_label,
+                self.setup.reports.interval,
+                fields
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown"),
+            );
+        }
+        // Already anonymized by the report's own rules: sent as it is.
+        let mut event = Event::new(crate::usage::REPORT_EVENT);
+        for (k, v) in fields {
+            event = event.safe(k, v);
+        }
+        Counters::add(&self.counters.captured, 1);
+        self.push_ready(Outgoing { event, captured: 1 });
+        true
+    }
+
+    /// Sends what is ready now, batch by batch.
+    fn send_ready(&mut self, deadline: Option<Instant>) {
+        while !self.ready.is_empty() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            self.send_one_batch(deadline);
+        }
     }
 
     /// Moves everything queued and pending into `ready` and sends it all.
