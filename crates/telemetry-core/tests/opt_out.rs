@@ -1,4 +1,5 @@
-//! Opted out means nothing at all happens: no thread, no file, no connection.
+//! Opted out means nothing at all happens: no thread, no file, no connection, whether the
+//! host captures events or records usage statistics.
 //! One test in its own binary, so the process's thread count is not disturbed by others.
 
 mod common;
@@ -44,9 +45,19 @@ fn opted_out_clients_create_no_thread_no_file_and_no_connection() {
             .build()
             .unwrap();
         assert!(!client.is_enabled(), "{profile} with {var}={value}");
+        // Usage statistics record, and start nothing either.
+        let timing = client.usage().timing("query").build().unwrap().handle();
+        let counter = client.usage().counter("points").build().unwrap().handle();
         for i in 0..1000 {
             client.capture(Event::new("query").property("n", i));
+            drop(timing.start());
+            counter.inc();
         }
+        client
+            .usage()
+            .set_section("collections", telemetry_core::usage::Section::new(1.into()))
+            .unwrap();
+        assert_eq!(timing.snapshot().count, 1000);
         assert!(client.flush(Duration::from_millis(100)));
         let stats = client.shutdown(Duration::from_millis(100));
         assert_eq!(stats.captured, 0);
