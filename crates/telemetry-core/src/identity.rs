@@ -254,6 +254,16 @@ pub fn peek(profile: &Profile, env: &dyn Environment) -> Option<Uuid> {
     }
 }
 
+/// The identity a sink that stores nothing uses (memory, debug): the stored one when both
+/// files are valid; the stored id with a secret kept in memory when only the id exists
+/// (Chroma's own `telemetry_user_id`, before any secret was made beside it); else a new
+/// one in memory. Never creates anything.
+pub fn reuse_without_storing(profile: &Profile, env: &dyn Environment) -> Identity {
+    load_existing(profile, env)
+        .or_else(|| peek(profile, env).map(|id| Identity::from_parts(id, random_bytes())))
+        .unwrap_or_else(Identity::ephemeral)
+}
+
 /// The stored identity (id and secret) when both files exist and are valid; never creates
 /// anything. `telemetry preview` uses it to show the hashes this install really sends.
 pub fn load_existing(profile: &Profile, env: &dyn Environment) -> Option<Identity> {

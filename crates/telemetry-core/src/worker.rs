@@ -218,8 +218,7 @@ impl Worker {
         let identity = match self.setup.identity.clone() {
             Some(id) => id,
             None if !self.setup.store_identity => {
-                identity::load_existing(&self.setup.profile, &*self.setup.env)
-                    .unwrap_or_else(Identity::ephemeral)
+                identity::reuse_without_storing(&self.setup.profile, &*self.setup.env)
             }
             None => {
                 let (id, warning) = identity::load_or_create(&self.setup.profile, &*self.setup.env);

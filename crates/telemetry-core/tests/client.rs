@@ -72,6 +72,20 @@ fn memory_and_debug_sinks_never_write_an_id_file() {
         memory.events()[0]["distinct_id"],
         json_lines(&out)[0]["distinct_id"]
     );
+
+    // Chroma's own id file alone (no secret beside it yet): its id is reused, nothing added.
+    let home = tempfile::tempdir().unwrap();
+    let chroma_dir = home.path().join(".cache/chroma");
+    std::fs::create_dir_all(&chroma_dir).unwrap();
+    let id = "5b0e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
+    std::fs::write(chroma_dir.join("telemetry_user_id"), id).unwrap();
+    let before = common::listing(home.path());
+    let memory = MemorySink::new();
+    let client = chroma_client(home.path(), &memory);
+    client.capture(Event::new("z"));
+    client.shutdown(Duration::from_secs(1));
+    assert_eq!(memory.events()[0]["distinct_id"], id);
+    assert_eq!(common::listing(home.path()), before);
 }
 
 #[test]

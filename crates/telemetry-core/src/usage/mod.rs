@@ -237,10 +237,7 @@ impl UsageShared {
             IdentitySource::Fixed(id) => id.clone(),
             IdentitySource::Client { profile, env } => self
                 .local_identity
-                .get_or_init(|| {
-                    crate::identity::load_existing(profile, &**env)
-                        .unwrap_or_else(Identity::ephemeral)
-                })
+                .get_or_init(|| crate::identity::reuse_without_storing(profile, &**env))
                 .clone(),
         }
     }
