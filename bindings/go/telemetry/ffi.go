@@ -3,9 +3,18 @@ package telemetry
 // Every call into include/telemetry.h lives in this file. Go memory handed to C is string
 // or byte data without Go pointers inside, used only for the duration of the call, as the
 // cgo pointer rules require; strings coming back are copied and freed at once.
+//
+// The header is found relative to this directory, in the checkout's include/, so a copy
+// of the package elsewhere (vendor/, the module cache) fails with the #error below rather
+// than a bare "telemetry.h: No such file or directory".
 
 // #cgo CFLAGS: -I${SRCDIR}/../../../include
 // #include <stdlib.h>
+// #if defined(__has_include)
+// #if !__has_include("telemetry.h")
+// #error "include/telemetry.h is not three directories up from this package: build it from a telemetry-core checkout through a replace directive; go mod vendor and the module cache are not supported (bindings/go/README.md)"
+// #endif
+// #endif
 // #include "telemetry.h"
 import "C"
 
