@@ -1,0 +1,179 @@
+package telemetry
+
+// The READMEs' Go code is real code: every ```go block of README.md (the repository's) and
+// bindings/go/README.md is a complete program, built here as the main package of a module
+// of its own that depends on this one through a replace directive, and run with
+// TELEMETRY_DEBUG=1, so it prints the payloads it would send and sends nothing. A block
+// that does not build, does not run, or sends nothing fails the test.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"go/format"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// modulePath is this module's path (bindings/go/go.mod).
+const modulePath = "github.com/telemetry-core/telemetry-core/bindings/go"
+
+// The READMEs whose Go blocks must build and run, relative to the repository's root.
+var readmes = []string{"README.md", "bindings/go/README.md"}
+
+// repoRoot is the repository's root: this package is bindings/go/telemetry.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "bindings", "go", "go.mod")); err != nil {
+		t.Fatalf("not the repository's root: %s (%v)", root, err)
+	}
+	return root
+}
+
+// fencedBlock is one ``` block of a Markdown file.
+type fencedBlock struct {
+	lang string // the info string's first word: go, sh, text, ...
+	line int    // of the opening fence, from 1
+	body string
+}
+
+var fence = regexp.MustCompile("^```\\s*([A-Za-z0-9_+-]*)")
+
+// fencedBlocks returns the fenced blocks of a Markdown text, in order.
+func fencedBlocks(text string) []fencedBlock {
+	var blocks []fencedBlock
+	var open *fencedBlock
+	var body strings.Builder
+	for i, line := range strings.Split(text, "\n") {
+		if open == nil {
+			if m := fence.FindStringSubmatch(line); m != nil {
+				open = &fencedBlock{lang: m[1], line: i + 1}
+				body.Reset()
+			}
+			continue
+		}
+		if strings.TrimSpace(line) == "```" {
+			open.body = body.String()
+			blocks = append(blocks, *open)
+			open = nil
+			continue
+		}
+		body.WriteString(line)
+		body.WriteByte('\n')
+	}
+	return blocks
+}
+
+// goBlocks reads the ```go blocks of the README at rel (relative to the root).
+func goBlocks(t *testing.T, root, rel string) []fencedBlock {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []fencedBlock
+	for _, b := range fencedBlocks(string(text)) {
+		if b.lang == "go" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// goCommand runs the go command that runs this test, in dir, with the environment a user
+// would have: none of the test run's own settings (GOGC=1 would make the compiler crawl,
+// GOFLAGS could carry -mod=vendor), no network (the module needs none), cgo on unless
+// extra says otherwise.
+func goCommand(t *testing.T, dir string, extra []string, args ...string) ([]byte, error) {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command: %v", err)
+	}
+	env := []string{"GOFLAGS=", "GOWORK=off", "GOPROXY=off", "GOTOOLCHAIN=local", "CGO_ENABLED=1"}
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "GOGC", "GODEBUG", "GOFLAGS", "GOWORK", "GOPROXY", "GOTOOLCHAIN", "CGO_ENABLED", "GOOS", "GOARCH":
+		default:
+			env = append(env, kv)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(env, extra...)
+	return cmd.CombinedOutput()
+}
+
+// runProgram runs a built program in a fresh working directory with only the variables
+// given (and PATH), as a user's shell would start it; it returns stdout and stderr.
+func runProgram(t *testing.T, bin string, env ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), err, &stdout, &stderr)
+	}
+	return stdout.String(), stderr.String()
+}
+
+var captured = regexp.MustCompile(`\.Capture\("([^"]+)"`)
+
+func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
+	root := repoRoot(t)
+	for _, rel := range readmes {
+		blocks := goBlocks(t, root, rel)
+		if len(blocks) == 0 {
+			t.Errorf("%s has no ```go block: this test would check nothing there", rel)
+		}
+		for _, b := range blocks {
+			t.Run(fmt.Sprintf("%s:%d", rel, b.line), func(t *testing.T) {
+				if formatted, err := format.Source([]byte(b.body)); err != nil {
+					t.Fatalf("not Go: %v\n%s", err, b.body)
+				} else if string(formatted) != b.body {
+					t.Errorf("not gofmt'ed; gofmt makes it:\n%s", formatted)
+				}
+				events := captured.FindAllStringSubmatch(b.body, -1)
+				if len(events) == 0 {
+					t.Fatal("the block captures no event, so running it proves nothing")
+				}
+				dir := t.TempDir()
+				gomod := fmt.Sprintf("module example.com/readme\n\ngo 1.22\n\nrequire %s v0.0.0\n\nreplace %s => %s\n",
+					modulePath, modulePath, filepath.Join(root, "bindings", "go"))
+				if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := goCommand(t, dir, nil, "build", "-tags", "telemetry_ffi_debug", "-o", "readme", "."); err != nil {
+					t.Fatalf("go build: %v\n%s", err, out)
+				}
+				_, stderr := runProgram(t, filepath.Join(dir, "readme"), "HOME="+t.TempDir(), "TELEMETRY_DEBUG=1")
+				if !strings.Contains(stderr, "[telemetry debug] would send:") {
+					t.Fatalf("no debug payload on stderr:\n%s", stderr)
+				}
+				for _, e := range events {
+					if !strings.Contains(stderr, fmt.Sprintf("%q: %q", "event", e[1])) {
+						t.Errorf("the payload does not carry the event %q:\n%s", e[1], stderr)
+					}
+				}
+			})
+		}
+	}
+}
