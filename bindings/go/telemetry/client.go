@@ -72,8 +72,11 @@ type client struct {
 //		telemetry.WithProfile(telemetry.Chroma),
 //		telemetry.WithEndpoint("https://eu.i.posthog.com"),
 //		telemetry.WithAPIKey("phc_..."),
+//		telemetry.WithLogger(slog.Default()), // optional: delivery failures, once per streak
 //	)
-//	if err != nil { ... }
+//	if err != nil {
+//		return err
+//	}
 //	defer client.Close(context.Background())
 //
 // Errors: ErrInvalidConfig (e.g. no product, a plain-http endpoint that is not
