@@ -5,6 +5,7 @@
 //! | `POST` | `/batch/`, `/capture/`, `/i/v0/e/` (and `/e/`) | `{"status": 1}` once stored |
 //! | `GET` | `/api/events?event=&distinct_id=&limit=` | newest events, oldest first |
 //! | `GET` | `/api/summary` | [`Summary`](crate::Summary) |
+//! | `GET` | `/api/usage?product=` | the newest usage report of each install |
 //! | `DELETE` | `/api/instances/{distinct_id}` | `{"deleted": n}` |
 //! | `GET` | `/health` | `ok` |
 //!
@@ -44,6 +45,10 @@ pub(crate) fn handle(request: &Request, store: &Store) -> Response {
         },
         "/api/events" => match method {
             "GET" => events(request, store),
+            _ => method_not_allowed("GET"),
+        },
+        "/api/usage" => match method {
+            "GET" => usage(request, store),
             _ => method_not_allowed("GET"),
         },
         "/api/summary" => match method {
@@ -136,6 +141,26 @@ fn is_gzip(content_encoding: Option<&str>, compression: Option<&str>) -> Result<
         other => return Err(unsupported(format!("compression {other:?}"))),
     }
     Ok(gzip)
+}
+
+/// `[{"distinct_id", "timestamp", "received_at", "report": {...}}]`: the report is the
+/// event's properties (the core's report with the event context beside it).
+fn usage(request: &Request, store: &Store) -> Response {
+    let query = query_pairs(&request.query);
+    let product = query_value(&query, "product").filter(|v| !v.is_empty());
+    match store.latest_usage_reports(product.as_deref()) {
+        Ok(reports) => {
+            let items: Vec<serde_json::Value> = reports
+                .into_iter()
+                .map(|e| {
+                    json!({"distinct_id": e.distinct_id, "timestamp": e.timestamp,
+                           "received_at": e.received_at, "report": e.properties})
+                })
+                .collect();
+            Response::json(200, &items)
+        }
+        Err(e) => database_error(e),
+    }
 }
 
 fn events(request: &Request, store: &Store) -> Response {

@@ -272,6 +272,31 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The newest usage report (event `usage_report`) of each install, optionally of one
+    /// product only, ordered by arrival.
+    pub fn latest_usage_reports(&self, product: Option<&str>) -> Result<Vec<StoredEvent>, Error> {
+        let sql = "SELECT e.uuid, e.event, e.distinct_id, e.timestamp, e.received_at, e.properties
+             FROM events e
+             JOIN (SELECT distinct_id, MAX(id) AS id FROM events
+                   WHERE event = 'usage_report' AND (?1 IS NULL OR product = ?1)
+                   GROUP BY distinct_id) latest ON e.id = latest.id
+             ORDER BY e.id ASC";
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([product], |r| {
+            let properties: String = r.get("properties")?;
+            Ok(StoredEvent {
+                uuid: r.get("uuid")?,
+                event: r.get("event")?,
+                distinct_id: r.get("distinct_id")?,
+                timestamp: r.get("timestamp")?,
+                received_at: r.get("received_at")?,
+                properties: serde_json::from_str(&properties).unwrap_or(Value::String(properties)),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Totals, per event name, per product, version and OS, and distinct instances.
     pub fn summary(&self) -> Result<Summary, Error> {
         let conn = self.conn();

@@ -192,3 +192,37 @@ fn health_is_ok() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
     assert_eq!(get(c.handle.addr(), "/health/").status, 200);
 }
+
+/// `GET /api/usage`: the newest usage report of each install, optionally of one product.
+#[test]
+fn usage_returns_the_newest_report_per_install() {
+    let c = start();
+    let report = |id: &str, n: u32, product: &str, requests: u64| {
+        let mut e = event("usage_report", id, &uuid(7, n));
+        e["properties"] = json!({"product": product, "app": {"name": product},
+                                 "counters": {"requests": {"total": requests}}});
+        e
+    };
+    let events = vec![
+        report("inst-a", 1, "qdrant", 10),
+        event("collection_add", "inst-a", &uuid(7, 2)),
+        report("inst-b", 3, "chroma", 5),
+        report("inst-a", 4, "qdrant", 25),
+    ];
+    let r = post(c.handle.addr(), "/batch/", &batch(events));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let all = get(c.handle.addr(), "/api/usage").json();
+    let items = all.as_array().unwrap();
+    assert_eq!(items.len(), 2, "{all}");
+    assert_eq!(items[0]["distinct_id"], "inst-b");
+    assert_eq!(items[1]["distinct_id"], "inst-a");
+    assert_eq!(items[1]["report"]["counters"]["requests"]["total"], 25);
+    assert!(items[1]["received_at"].as_str().unwrap().ends_with('Z'));
+    let qdrant = get(c.handle.addr(), "/api/usage?product=qdrant").json();
+    assert_eq!(qdrant.as_array().unwrap().len(), 1);
+    assert_eq!(qdrant[0]["distinct_id"], "inst-a");
+    let none = get(c.handle.addr(), "/api/usage?product=evidently").json();
+    assert_eq!(none, json!([]));
+    let r = post(c.handle.addr(), "/api/usage", &json!({}));
+    assert_eq!(r.status, 405);
+}

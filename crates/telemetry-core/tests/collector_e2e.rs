@@ -126,3 +126,63 @@ fn an_opted_out_client_never_reaches_the_collector() {
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
     collector.shutdown();
 }
+
+/// A Qdrant-style usage report reaches the collector as a `usage_report` event, and
+/// `GET /api/usage` serves the newest one per install.
+#[test]
+fn usage_reports_reach_the_collector_and_api_usage_serves_the_latest() {
+    let db = tempfile::tempdir().unwrap();
+    let collector = Collector::start("127.0.0.1:0", db.path().join("events.db")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let client = Client::builder("qdrant", "1.19.0")
+        .profile(Profile::Qdrant)
+        .environment(MapEnvironment::new().with("HOME", home.path()))
+        .working_dir(home.path())
+        .config_dir(home.path())
+        .endpoint(collector.url())
+        .api_key("phc_e2e")
+        .usage_report_delay(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let rest = client
+        .usage()
+        .timing("rest_responses")
+        .label("route", telemetry_core::anonymize::PropertyKind::Safe)
+        .build()
+        .unwrap();
+    rest.record(&["GET /collections"], Duration::from_millis(4))
+        .unwrap();
+    collector
+        .wait_for_events(1, Duration::from_secs(10))
+        .unwrap();
+    rest.record(&["GET /collections"], Duration::from_millis(6))
+        .unwrap();
+    client.shutdown(Duration::from_secs(2));
+    let reports = collector
+        .events(&EventFilter::default().event("usage_report"))
+        .unwrap();
+    assert_eq!(
+        reports.len(),
+        2,
+        "the first after the delay, the last at shutdown"
+    );
+
+    let agent = ureq::Agent::new_with_defaults();
+    let text = agent
+        .get(format!("{}/api/usage", collector.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let latest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(latest.as_array().unwrap().len(), 1);
+    let report = &latest[0]["report"];
+    assert_eq!(report["app"]["name"], "qdrant");
+    assert_eq!(report["operations"]["rest_responses"]["count"], 2);
+    assert_eq!(
+        report["operations"]["rest_responses"]["by_labels"][0]["labels"]["route"],
+        "GET /collections"
+    );
+    assert_eq!(latest[0]["distinct_id"], report["id"]);
+}
