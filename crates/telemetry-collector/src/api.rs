@@ -148,7 +148,7 @@ fn is_gzip(content_encoding: Option<&str>, compression: Option<&str>) -> Result<
 fn usage(request: &Request, store: &Store) -> Response {
     let query = query_pairs(&request.query);
     let product = query_value(&query, "product").filter(|v| !v.is_empty());
-    match store.latest_usage_reports(product.as_deref()) {
+    match store.latest_usage_reports(product) {
         Ok(reports) => {
             let items: Vec<serde_json::Value> = reports
                 .into_iter()
