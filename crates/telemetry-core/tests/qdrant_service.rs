@@ -122,6 +122,14 @@ impl Service {
     }
 }
 
+/// One of Qdrant's opt-outs: a name, variables, arguments, a config/config.yaml.
+struct OptOut {
+    what: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+    config: Option<&'static str>,
+}
+
 #[test]
 fn the_service_reports_home_and_each_qdrant_opt_out_keeps_everything_local() {
     let db = tempfile::tempdir().unwrap();
@@ -152,22 +160,33 @@ fn the_service_reports_home_and_each_qdrant_opt_out_keeps_everything_local() {
     assert_eq!(last["operations"]["rest_responses"]["count"], 3);
     assert_eq!(last["collections"]["number_of_collections"], 1);
 
-    let opt_outs: [(&str, &[(&str, &str)], &[&str], Option<&str>); 3] = [
-        (
-            "QDRANT__TELEMETRY_DISABLED",
-            &[("QDRANT__TELEMETRY_DISABLED", "true")],
-            &[],
-            None,
-        ),
-        (
-            "config/config.yaml",
-            &[],
-            &[],
-            Some("telemetry_disabled: true\n"),
-        ),
-        ("--disable-telemetry", &[], &["--disable-telemetry"], None),
+    let opt_outs = [
+        OptOut {
+            what: "QDRANT__TELEMETRY_DISABLED",
+            env: &[("QDRANT__TELEMETRY_DISABLED", "true")],
+            args: &[],
+            config: None,
+        },
+        OptOut {
+            what: "config/config.yaml",
+            env: &[],
+            args: &[],
+            config: Some("telemetry_disabled: true\n"),
+        },
+        OptOut {
+            what: "--disable-telemetry",
+            env: &[],
+            args: &["--disable-telemetry"],
+            config: None,
+        },
     ];
-    for (what, env, args, config) in opt_outs {
+    for OptOut {
+        what,
+        env,
+        args,
+        config,
+    } in opt_outs
+    {
         let home = tempfile::tempdir().unwrap();
         if let Some(yaml) = config {
             std::fs::create_dir(home.path().join("config")).unwrap();
