@@ -52,7 +52,7 @@ test: deps lint $(TEST_TARGETS) ## Every test of every language
 bench: deps $(BENCH_TARGETS) ## Benchmarks, each figure beside its floor measured in the same run
 
 bench-core:
-	$(CARGO) bench -p telemetry-core --bench capture --bench delivery
+	$(CARGO) bench -p telemetry-core --bench capture --bench delivery --bench usage
 
 clean: ## Remove build outputs
 	rm -rf $(CARGO_TARGET_DIR) .demo .venv

@@ -158,6 +158,26 @@ pub fn handle(usage: &Usage, path: &str, query: &str) -> Response {
     }
 }
 
+/// The methods the endpoints answer, as an `Allow` header lists them (sent with a 405).
+pub const ALLOWED_METHODS: &str = "GET, HEAD";
+
+/// Answers one request given its method as well, for host servers that pass every method
+/// through (WSGI, ASGI, `net/http`): `GET` and `HEAD` as [`handle`] (the host's server
+/// leaves the body out for `HEAD`), anything else 405.
+///
+/// ```
+/// use telemetry_core::usage::{endpoint, Usage};
+/// let usage = Usage::standalone("myapp", "1.0");
+/// assert_eq!(endpoint::handle_method(&usage, "HEAD", "/metrics", "").status, 200);
+/// assert_eq!(endpoint::handle_method(&usage, "POST", "/metrics", "").status, 405);
+/// ```
+pub fn handle_method(usage: &Usage, method: &str, path: &str, query: &str) -> Response {
+    match method {
+        "GET" | "HEAD" => handle(usage, path, query),
+        _ => error(405, "only GET and HEAD are served"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,18 +130,27 @@ impl TimingSnapshot {
 }
 
 /// Wall-clock seconds for an `Instant`, from one reading of both clocks per process: the
-/// recording path then needs no second clock read.
+/// recording path then needs no second clock read, and no 128-bit arithmetic.
+#[inline]
 fn unix_second(at: Instant) -> u64 {
-    static BASE: OnceLock<(Instant, u64)> = OnceLock::new();
-    let (base_instant, base_nanos) = *BASE.get_or_init(|| {
+    static BASE: OnceLock<(Instant, u64, u32)> = OnceLock::new();
+    let (base_instant, base_secs, base_nanos) = *BASE.get_or_init(|| {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        (Instant::now(), wall)
+            .unwrap_or_default();
+        (Instant::now(), wall.as_secs(), wall.subsec_nanos())
     });
-    let since = at.saturating_duration_since(base_instant).as_nanos() as u64;
-    (base_nanos + since) / 1_000_000_000
+    let since = at.saturating_duration_since(base_instant);
+    let carry = u64::from((base_nanos + since.subsec_nanos()) / 1_000_000_000);
+    base_secs + since.as_secs() + carry
+}
+
+/// A duration in nanoseconds, saturating (no 128-bit arithmetic on the hot path).
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl TimingCell {
@@ -201,8 +210,7 @@ impl TimingCell {
 /// Records a success into `cell` (for callers holding the cell, not a handle).
 #[inline]
 pub(crate) fn record_into(cell: &TimingCell, elapsed: Duration, bounds: &[u64], end: Instant) {
-    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    cell.record_ok(nanos, bounds, unix_second(end));
+    cell.record_ok(nanos(elapsed), bounds, unix_second(end));
 }
 
 /// Counts a failure into `cell`.
@@ -240,16 +248,16 @@ impl Timing {
     #[inline]
     pub fn record_ended(&self, elapsed: Duration, end: Instant) {
         self.activation.touch();
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.cell.record_ok(nanos, &self.bounds, unix_second(end));
+        self.cell
+            .record_ok(nanos(elapsed), &self.bounds, unix_second(end));
     }
 
     /// Records one that worked and took `elapsed`, ending at `unix_second` (test vectors
     /// and bindings that carry their own clock).
     pub fn record_at(&self, elapsed: Duration, unix_second: u64) {
         self.activation.touch();
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.cell.record_ok(nanos, &self.bounds, unix_second);
+        self.cell
+            .record_ok(nanos(elapsed), &self.bounds, unix_second);
     }
 
     /// Counts one failed operation (not timed).
