@@ -227,10 +227,7 @@ fn main() {
     });
 
     println!("\nusage statistics (medians of {ROUNDS} rounds; ns per operation unless noted)");
-    println!(
-        "{:<64} {:>10}  {:<52} {}",
-        "what", "ours", "beside it", "target"
-    );
+    println!("{:<64} {:>10}  {:<52} target", "what", "ours", "beside it");
     for r in &rows {
         let beside: Vec<String> = r
             .beside
