@@ -34,6 +34,7 @@ pub mod counter;
 pub mod endpoint;
 pub mod labels;
 pub mod prometheus;
+pub mod raw;
 pub mod report;
 pub mod server;
 pub mod system;
