@@ -57,6 +57,11 @@ pub const MARKER_FILE: &str = "telemetry_notice_shown";
 /// notice summarizes it; `telemetry status` prints it whole.
 pub const COLLECTED: &[&str] = &[
     "which features are used and how often (the events the product records, and their counts)",
+    "for products that keep usage statistics, a usage report about once an hour: counts, \
+     failures and response times of its operations, and the product's own summaries \
+     (e.g. how many collections, never their contents)",
+    "for those products also: the OS distribution and version, CPU cores and instruction \
+     flags, the amount of RAM, and the size and type (SSD or rotational) of the data disk",
     "the product's name and version, and this library's version",
     "the operating system's name and version, and the CPU architecture",
     "the language runtime and its version (from Python also: conda, venv, Jupyter, Colab)",
