@@ -8,12 +8,12 @@ CARGO ?= cargo
 ROOT := $(CURDIR)
 
 # Filled by mk/*.mk: what `make deps`, `make test` and `make bench` run beyond Rust.
-DEPS_TARGETS := deps-rust
+DEPS_TARGETS := deps-rust deps-system
 TEST_TARGETS := test-rust
 BENCH_TARGETS := bench-core
 
 .DEFAULT_GOAL := help
-.PHONY: help deps deps-rust build demo test test-rust lint bench bench-core clean
+.PHONY: help deps deps-rust deps-system build demo test test-rust lint bench bench-core clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -26,6 +26,16 @@ deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null || { echo "clippy missing: rustup component add clippy"; exit 1; }
+
+# Debian packages the tests run for real: Prometheus and promtool (they scrape and check
+# /metrics). Installed when missing and this is root on Debian; otherwise say how.
+deps-system:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+		else echo "prometheus and promtool are needed: install Debian's prometheus package"; exit 1; fi; \
+	fi
 
 build: deps-rust ## Build the whole Rust workspace (debug), once
 	$(CARGO) build --workspace --all-targets
