@@ -8,8 +8,11 @@
 
 Consent (``anonymized_telemetry``, environment variables, ``.env``, ``DO_NOT_TRACK``,
 the user's saved choice), anonymization, batching and delivery all live in the core;
-this package converts values and maps errors. Importing it imports nothing else:
-integrations (``telemetry_core.integrations.chroma``, ``.cli``) are imported by name.
+this package converts values and maps errors. ``client.usage`` holds the client's usage
+statistics (timings, counters, the report, ``/metrics``); ``telemetry_core.usage`` has
+their classes and the WSGI and ASGI apps that serve them. Importing this package imports
+nothing else: integrations (``telemetry_core.integrations.chroma``, ``.cli``) and
+``telemetry_core.usage`` are imported by name.
 """
 
 from telemetry_core._client import Client, Decision, Stats
@@ -19,6 +22,8 @@ from telemetry_core._native import (
     ConfigurationError,
     InvalidEventError,
     TelemetryError,
+    Usage,
+    UsageError,
 )
 from telemetry_core._settings import MissingProductWarning, Settings
 
@@ -34,4 +39,6 @@ __all__ = [
     "Stats",
     "TelemetryError",
     "TelemetryEvent",
+    "Usage",
+    "UsageError",
 ]

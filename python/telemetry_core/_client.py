@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
+    from telemetry_core._native import Usage
+
 __all__ = ["Client", "Decision", "Stats"]
 
 
@@ -162,7 +164,15 @@ class Client:
     """
 
     # `__dict__` holds one entry, and only when telemetry is on: `capture` (see __init__).
-    __slots__ = ("__dict__", "__weakref__", "_decision", "_enabled", "_native", "settings")
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_decision",
+        "_enabled",
+        "_native",
+        "_usage",
+        "settings",
+    )
 
     def __init__(self, settings: Settings | None = None) -> None:
         if settings is None:
@@ -179,6 +189,7 @@ class Client:
         self.settings = settings
         self._native = NativeClient(config, TelemetryEvent)
         self._decision = Decision(self._native.decision(), self._native.explain())
+        self._usage = self._native.usage()
         # Cached once: the off path of `capture` (the method below) reads one slot and
         # returns. When on, the instance's `capture` is the native builtin, which shadows
         # the method: an enabled capture is one call into Rust, with no Python frame, and
@@ -245,6 +256,25 @@ class Client:
     def decision(self) -> Decision:
         """The consent decision with its explanation (``str()`` for people)."""
         return self._decision
+
+    @property
+    def usage(self) -> Usage:
+        """This client's usage statistics (Qdrant's model): declare operation timings and
+        counters, push sections, render the report and the Prometheus text, serve them.
+
+        Recording works whether telemetry is on or off: the numbers are the operator's
+        own and the local endpoints always answer. When telemetry is on, the report goes
+        home anonymized as a ``usage_report`` event (``Settings.usage_report_delay`` after
+        the first recording, then every ``usage_report_interval``, and at shutdown).
+
+        >>> c = Client(Settings(product="acme", sink="memory", anonymized_telemetry=False))
+        >>> queries = c.usage.timing("query")
+        >>> with queries:
+        ...     pass
+        >>> queries.count
+        1
+        """
+        return self._usage
 
     @property
     def stats(self) -> Stats:

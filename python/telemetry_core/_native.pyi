@@ -4,21 +4,41 @@ A thin binding over the Rust core: it converts Python values to the core's types
 errors to one exception root. Users import ``telemetry_core``, never this module.
 """
 
-from collections.abc import Callable, Mapping
-from typing import Any, final
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, final
 
 from telemetry_core._event import TelemetryEvent
 
 __all__ = [
     "CORE_VERSION",
     "ConfigurationError",
+    "Counter",
+    "CounterFamily",
     "InvalidEventError",
     "NativeClient",
+    "Response",
     "TelemetryError",
+    "TimedFunction",
+    "Timing",
+    "TimingFamily",
+    "TimingScope",
+    "TimingSnapshot",
+    "Usage",
+    "UsageError",
+    "UsageServer",
     "_python_exiting",
     "anonymize_value",
     "parse_bool",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: How labels are declared: a mapping of names to kinds, or a sequence of names and
+#: (name, kind) pairs; a kind left out (or None) is "hashed".
+_Labels = Mapping[str, str | None] | Iterable[str | tuple[str, str | None]]
+#: A label value: a str, or an int written in decimal (a status code).
+_LabelValue = str | int
 
 CORE_VERSION: str
 """The version of the Rust core, sent as ``core_version`` and ``$lib_version``."""
@@ -40,6 +60,13 @@ class InvalidEventError(TelemetryError):
     """An event the core refuses.
 
     An empty or over-long name, an empty batch key, an unknown property kind.
+    """
+
+class UsageError(TelemetryError):
+    """A usage-statistics declaration or recording the core refuses.
+
+    A bad family or section name, a wrong number of label values, bounds that are not
+    increasing positive durations, an unknown kind, a negative duration or count.
     """
 
 @final
@@ -107,6 +134,374 @@ class NativeClient:
 
     def memory_events(self) -> list[dict[str, Any]] | None:
         """The events a memory sink received (PostHog batch items), or None for other sinks."""
+
+    def usage(self) -> Usage:
+        """This client's usage statistics (one registry per client, shared by every call)."""
+
+@final
+class Usage:
+    """The usage statistics of one client: declare timings and counters, push sections,
+    render the report and the Prometheus text, serve them.
+
+    Recording works whether telemetry is on or off (the numbers are the operator's own,
+    and the local endpoints always answer); only sending the report home follows consent."""
+
+    def timing(
+        self,
+        name: str,
+        *,
+        labels: _Labels | None = None,
+        help: str = "",
+        bounds: Iterable[float] | None = None,
+        max_keys: int = 1024,
+    ) -> TimingFamily:
+        """Declares (or finds again) the operation timing family `name`.
+
+        `labels`: names with their kinds, as a dict (``{"route": "safe"}``) or a sequence
+        of names and ``(name, kind)`` pairs; a kind left out is ``hashed``. `bounds`: the
+        histogram's bucket bounds in seconds (default Qdrant's, 1 ms to 50 s). `max_keys`:
+        most label sets kept; later new ones share one overflow key (``__other__``)."""
+
+    def counter(
+        self,
+        name: str,
+        *,
+        labels: _Labels | None = None,
+        help: str = "",
+        max_keys: int = 1024,
+    ) -> CounterFamily:
+        """Declares (or finds again) the counter family `name`; `labels` and `max_keys` as for
+        ``timing``."""
+
+    def set_section(
+        self,
+        name: str,
+        value: object,
+        *,
+        kinds: Mapping[str, str] | None = None,
+        level: int = 2,
+    ) -> None:
+        """Sets (or replaces) the section `name` of the report to `value` (JSON-like data as
+        it is now: push a new value when it changes). `kinds` declares how fields are
+        anonymized (``{"number": "exact"}``; others go by their type: strings hashed,
+        numbers rounded); `level` is the lowest details level that shows it (0 to 4)."""
+
+    def remove_section(self, name: str) -> bool:
+        """Removes the section `name`; True if it was there."""
+
+    def set_app_fields(
+        self, fields: Mapping[str, object], *, kinds: Mapping[str, str] | None = None
+    ) -> None:
+        """Fields added to the report's ``app`` object (features, startup time, ...), with
+        their `kinds` as for ``set_section``; ``name`` and ``version`` stay the core's."""
+
+    def set_data_dir(self, path: str | os.PathLike[str]) -> None:
+        """The directory the host keeps its data in: the report gives the size and type of
+        the disk holding it (from details level 1), never its path."""
+
+    def report(
+        self, details_level: int = 0, anonymize: bool = False, histograms: bool | None = None
+    ) -> dict[str, Any]:
+        """The report as a dict. `details_level` 0 to 4 (higher means 4): 0 totals, 1 adds
+        system information and extremes, 2 per label set and sections, 3 histograms.
+        `anonymize`: as sent home (label values by kind, durations rounded, counts exact).
+        `histograms`: include them whatever the level (None: from level 3)."""
+
+    def prometheus(self, anonymize: bool = False) -> str:
+        """The Prometheus text exposition (version 0.0.4) of every declared family;
+        `anonymize` as for ``report``."""
+
+    def handle(self, path: str, query: str = "", method: str = "GET") -> Response:
+        """Answers one HTTP request for ``/telemetry`` or ``/metrics``, for any host server:
+        `query` is the raw query string (without ``?``). The status, content type and body
+        are the core's: 400 for a bad query, 404 for another path, 405 for a method other
+        than GET and HEAD (send no body for HEAD)."""
+
+    def serve(self, address: str) -> UsageServer:
+        """Serves ``/telemetry`` and ``/metrics`` on `address`, a loopback address such as
+        ``"127.0.0.1:9464"`` (port 0 picks a free one), on a thread of the core's until
+        ``close()``. Raises UsageError for other addresses: serving further is the host's
+        decision, with its own server (see ``telemetry_core.usage.wsgi_app``)."""
+
+    @property
+    def product(self) -> str:
+        """The product whose statistics these are."""
+
+@final
+class TimingFamily:
+    """A declared timing family: ``labels(...)`` gives the handle of one label set. A family
+    declared without labels is itself a handle: ``with family:``, ``@family``,
+    ``family.record(seconds)``."""
+
+    def labels(self, *values: _LabelValue, **named: _LabelValue) -> Timing:
+        """The handle of one label set, given by position in the declared order or by name
+        (``labels("GET /", 200)``, ``labels(route="GET /", status=200)``); values are str
+        or int. Made on first use; cheap to keep and share between threads."""
+
+    @property
+    def name(self) -> str:
+        """The family's name."""
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The declared label names, in order."""
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The histogram's bucket bounds, in seconds."""
+
+    def __enter__(self) -> TimingFamily:
+        """As ``Timing.__enter__``, for a family without labels."""
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> bool:
+        """As ``Timing.__exit__``, for a family without labels."""
+
+    def __call__(self, func: _F, /) -> _F:
+        """As ``Timing.__call__`` (``@family``), for a family without labels."""
+
+    def start(self) -> TimingScope:
+        """As ``Timing.start``, for a family without labels."""
+
+    def record(self, seconds: float, *, at: float | None = None) -> None:
+        """As ``Timing.record``, for a family without labels."""
+
+    def record_failure(self, *, at: float | None = None) -> None:
+        """As ``Timing.record_failure``, for a family without labels."""
+
+    def snapshot(self) -> TimingSnapshot:
+        """As ``Timing.snapshot``, for a family without labels."""
+
+    @property
+    def count(self) -> int:
+        """As ``Timing.count``, for a family without labels."""
+
+    @property
+    def fail_count(self) -> int:
+        """As ``Timing.fail_count``, for a family without labels."""
+
+@final
+class Timing:
+    """Records one operation's duration into one label set of a timing family; shared by many
+    threads and tasks at once.
+
+    ``with timing:`` times the block (an exception leaving it counts a failure and goes on);
+    ``@timing`` times every call of a function or ``async def`` coroutine function (an
+    exception raised counts a failure); ``record(seconds)`` and ``record_failure()`` record
+    what the host measured itself; ``start()`` starts a measurement to stop later."""
+
+    def __enter__(self) -> Timing:
+        """Starts timing the block; returns this handle."""
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> bool:
+        """Records the block: its duration when it ended normally, a failure when an exception
+        is leaving it (the exception goes on). Returns False."""
+
+    def __call__(self, func: _F, /) -> _F:
+        """``@timing``: times every call of `func` (a function or an ``async def`` coroutine
+        function); a call that raises counts a failure. The wrapper keeps the function's
+        name, docstring and signature (``functools.wraps``)."""
+
+    def start(self) -> TimingScope:
+        """Starts a measurement now: stop it with ``stop()`` (or ``fail()``), or use it as a
+        context manager. One that is never stopped records nothing."""
+
+    def record(self, seconds: float, *, at: float | None = None) -> None:
+        """Records one operation that worked and took `seconds`. `at`, a Unix time in
+        seconds, says when it ended (default: now)."""
+
+    def record_failure(self, *, at: float | None = None) -> None:
+        """Counts one operation that failed (counted, not timed). `at`, a Unix time in seconds,
+        says when it ended (default: now)."""
+
+    def snapshot(self) -> TimingSnapshot:
+        """The numbers of this label set now."""
+
+    @property
+    def count(self) -> int:
+        """Operations that worked (each one timed)."""
+
+    @property
+    def fail_count(self) -> int:
+        """Operations that failed (counted, not timed)."""
+
+    @property
+    def name(self) -> str:
+        """The family's name."""
+
+    @property
+    def label_values(self) -> tuple[str, ...]:
+        """The label values of this handle, in the family's label order."""
+
+@final
+class TimingScope:
+    """A measurement started by ``timing.start()``: ``stop()`` records it as an operation
+    that worked, ``fail()`` as one that failed; as a context manager it is stopped (or
+    failed, when an exception leaves the block) at the end of the block, unless it was
+    already. One that is never stopped records nothing."""
+
+    def stop(self) -> float:
+        """Records the operation as one that worked; returns its duration in seconds."""
+
+    def fail(self) -> None:
+        """Counts the operation as failed (not timed)."""
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the measurement started."""
+
+    @property
+    def done(self) -> bool:
+        """Whether ``stop()`` or ``fail()`` was called (or the ``with`` block ended)."""
+
+    def __enter__(self) -> TimingScope: ...
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> bool:
+        """Stops the measurement (a failure when an exception is leaving the block) unless it
+        was stopped already. Returns False."""
+
+@final
+class TimedFunction:
+    """A plain function timed by ``@timing``: each call is measured, and a call that raises
+    counts a failure. It keeps the function's ``__name__``, ``__doc__``, ``__wrapped__``
+    (so ``inspect.signature`` sees the original's), binds as a method, and pickles by
+    name as the function would."""
+
+    def __new__(cls, timing: Timing, func: Callable[..., Any]) -> TimedFunction:
+        """Wraps `func`, recording into `timing` (``functools.update_wrapper`` is applied by
+        ``@timing``, not here)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any:
+        """Binds to an instance as a function does, so a timed method gets its `self`."""
+
+    def __reduce__(self) -> str:
+        """Pickled by its qualified name, as the function it replaces."""
+
+@final
+class TimingSnapshot:
+    """One label set's numbers at one moment (seconds as floats)."""
+
+    @property
+    def count(self) -> int:
+        """Operations that worked (each one timed)."""
+
+    @property
+    def fail_count(self) -> int:
+        """Operations that failed (counted, not timed)."""
+
+    @property
+    def total_seconds(self) -> float:
+        """The sum of the timed durations."""
+
+    @property
+    def min_seconds(self) -> float:
+        """The shortest timed duration (0.0 before the first)."""
+
+    @property
+    def max_seconds(self) -> float:
+        """The longest timed duration."""
+
+    @property
+    def avg_seconds(self) -> float:
+        """The exact average, ``total_seconds / count`` (0.0 before the first)."""
+
+    @property
+    def last_responded(self) -> int | None:
+        """The Unix second of the last response (worked or failed), or None before it."""
+
+    @property
+    def bounds(self) -> list[float]:
+        """The histogram's bucket bounds."""
+
+    @property
+    def cumulative_counts(self) -> list[int]:
+        """Per bound, the operations that took at most that long (the `+Inf` count is `count`)."""
+
+@final
+class CounterFamily:
+    """A declared counter family: ``labels(...)`` gives the counter of one label set; a
+    family declared without labels is itself a counter (``family.inc()``)."""
+
+    def labels(self, *values: _LabelValue, **named: _LabelValue) -> Counter:
+        """The counter of one label set, by position or by name as ``TimingFamily.labels``."""
+
+    def inc(self, n: int | None = None) -> None:
+        """Adds `n` (default 1), for a family without labels."""
+
+    @property
+    def value(self) -> int:
+        """The total now, for a family without labels."""
+
+    @property
+    def name(self) -> str:
+        """The family's name."""
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The declared label names, in order."""
+
+@final
+class Counter:
+    """The counter of one label set; shared by many threads at once."""
+
+    def inc(self, n: int | None = None) -> None:
+        """Adds `n` (default 1; counters only go up)."""
+
+    @property
+    def value(self) -> int:
+        """The total now."""
+
+    @property
+    def label_values(self) -> tuple[str, ...]:
+        """The label values of this counter, in the family's label order."""
+
+@final
+class Response:
+    """An HTTP answer from ``Usage.handle``, for the host's server to send."""
+
+    @property
+    def status(self) -> int:
+        """200, 400 (a bad query), 404 (another path) or 405 (a method other than GET, HEAD)."""
+
+    @property
+    def content_type(self) -> str:
+        """``application/json``, or the Prometheus text format's."""
+
+    @property
+    def body(self) -> str:
+        """The body (send it UTF-8 encoded; nothing for HEAD)."""
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """``Content-Type``, ``Content-Length`` of the UTF-8 body, and ``Allow`` with a 405."""
+
+@final
+class UsageServer:
+    """``/telemetry`` and ``/metrics`` served on a loopback port by a thread of the core's
+    (it renders without the GIL and never calls into Python) until ``close()``, the end of
+    a ``with`` block, or garbage collection."""
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``."""
+
+    @property
+    def host(self) -> str:
+        """The address it listens on."""
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked when port 0 was asked for)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    def close(self) -> None:
+        """Stops serving (idempotent); returns once the thread has stopped."""
+
+    def __enter__(self) -> UsageServer: ...
+    def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> bool:
+        """Closes the server. Returns False."""
 
 def anonymize_value(
     value: object,

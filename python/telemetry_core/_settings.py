@@ -110,6 +110,11 @@ class Settings:
     >>> Settings(product="acme", sink="memory").profile is None  # generic "acme"
     True
 
+    Usage statistics (``Client.usage``): with telemetry on, the usage report is sent home
+    ``usage_report_delay`` seconds after the first recording (default 10), then every
+    ``usage_report_interval`` (default 3600) and at shutdown; ``usage_reports=False`` keeps
+    it local (recording and the local endpoints work either way).
+
     Durations are in seconds. ``environment``, ``working_dir``, ``install_id`` and
     ``secret_hex`` are test hooks: ``environment`` replaces the process environment for
     this client, ``install_id``/``secret_hex`` fix the identity instead of the stored one.
@@ -140,6 +145,9 @@ class Settings:
         "secret_hex",
         "shutdown_timeout",
         "sink",
+        "usage_report_delay",
+        "usage_report_interval",
+        "usage_reports",
         "version",
         "working_dir",
     )
@@ -173,6 +181,9 @@ class Settings:
         secret_hex: str | None = None,
         context: Mapping[str, object] | None = None,
         notice: Mapping[str, object] | None = None,
+        usage_reports: bool | None = None,
+        usage_report_delay: float | None = None,
+        usage_report_interval: float | None = None,
     ) -> None:
         self._explicit = _explicit(anonymized_telemetry)
         self._product = _opt_str("product", product)
@@ -224,6 +235,11 @@ class Settings:
         self.secret_hex = _opt_str("secret_hex", secret_hex)
         self.context = dict(context) if context is not None else {}
         self.notice = dict(notice) if notice is not None else None
+        if usage_reports is not None and not isinstance(usage_reports, bool):
+            raise _type_error("usage_reports", "a bool or None", usage_reports)
+        self.usage_reports = usage_reports
+        self.usage_report_delay = _opt_seconds("usage_report_delay", usage_report_delay)
+        self.usage_report_interval = _opt_seconds("usage_report_interval", usage_report_interval)
 
     @property
     def anonymized_telemetry(self) -> bool:
@@ -323,6 +339,9 @@ class Settings:
             "install_id": self.install_id,
             "secret_hex": self.secret_hex,
             "notice": self.notice,
+            "usage_reports": self.usage_reports,
+            "usage_report_delay_ms": _ms(self.usage_report_delay),
+            "usage_report_interval_ms": _ms(self.usage_report_interval),
         }
         config.update((k, v) for k, v in optional.items() if v is not None)
         if self.context:

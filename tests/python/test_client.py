@@ -449,5 +449,7 @@ def test_public_names() -> None:
         "Stats",
         "TelemetryError",
         "TelemetryEvent",
+        "Usage",
+        "UsageError",
     }
     assert "chromadb" not in sys.modules or "telemetry_core.integrations.chroma" in sys.modules

@@ -28,6 +28,8 @@ pub struct NativeClient {
     shutdown_timeout: f64,
     // `telemetry_core.TelemetryEvent`, passed in by the Python package (which defines it).
     event_type: Py<PyType>,
+    // The product's name, as configured (for the usage registry's repr).
+    product: String,
 }
 
 impl NativeClient {
@@ -169,6 +171,7 @@ impl NativeClient {
         let value = convert::to_value(config.as_any(), "config")?;
         let config: ClientConfig = serde_json::from_value(value)
             .map_err(|e| ConfigurationError::new_err(format!("telemetry configuration: {e}")))?;
+        let product = config.product.clone();
         let shutdown_timeout = config.shutdown_timeout_ms.map_or(
             telemetry_core::client::DEFAULT_SHUTDOWN.as_secs_f64(),
             |ms| ms as f64 / 1000.0,
@@ -184,6 +187,7 @@ impl NativeClient {
             client: Some(client),
             shutdown_timeout,
             event_type: event_type.unbind(),
+            product,
         })
     }
 
@@ -272,6 +276,11 @@ impl NativeClient {
     /// The consent decision explained for people, as `telemetry status` prints it.
     fn explain(&self) -> String {
         self.client().decision().to_string()
+    }
+
+    /// This client's usage statistics (one registry per client, shared by every call).
+    fn usage(&self) -> crate::usage::PyUsage {
+        crate::usage::PyUsage::new(self.client().usage().clone(), &self.product)
     }
 
     /// The events a memory sink received (PostHog batch items), or None for other sinks.

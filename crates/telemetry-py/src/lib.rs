@@ -27,6 +27,8 @@ mod capture_fn;
 mod client;
 mod convert;
 mod logging;
+mod timing;
+mod usage;
 
 create_exception!(
     telemetry_core._native,
@@ -45,6 +47,13 @@ create_exception!(
     InvalidEventError,
     TelemetryError,
     "An event the core refuses.\n\nAn empty or over-long name, an empty batch key, an unknown property kind."
+);
+
+create_exception!(
+    telemetry_core._native,
+    UsageError,
+    TelemetryError,
+    "A usage-statistics declaration or recording the core refuses.\n\nA bad family or section name, a wrong number of label values, bounds that are not\nincreasing positive durations, an unknown kind, a negative duration or count."
 );
 
 /// Anonymizes one property value exactly as the worker would, for the shared test vectors
@@ -104,7 +113,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TelemetryError", py.get_type::<TelemetryError>())?;
     m.add("ConfigurationError", py.get_type::<ConfigurationError>())?;
     m.add("InvalidEventError", py.get_type::<InvalidEventError>())?;
+    m.add("UsageError", py.get_type::<UsageError>())?;
     m.add_class::<client::NativeClient>()?;
+    m.add_class::<usage::PyUsage>()?;
+    m.add_class::<usage::PyTimingFamily>()?;
+    m.add_class::<usage::PyCounterFamily>()?;
+    m.add_class::<usage::PyCounter>()?;
+    m.add_class::<usage::PyResponse>()?;
+    m.add_class::<usage::PyUsageServer>()?;
+    m.add_class::<timing::PyTiming>()?;
+    m.add_class::<timing::PyTimingScope>()?;
+    m.add_class::<timing::PyTimedFunction>()?;
+    m.add_class::<timing::PyTimingSnapshot>()?;
     m.add_function(wrap_pyfunction!(anonymize_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bool, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_python_exiting, m)?)?;
