@@ -27,6 +27,48 @@
 #define TELEMETRY_MAX_TIMEOUT_MS (((24 * 60) * 60) * 1000)
 
 /**
+ * Most bounds a timing family may declare.
+ */
+#define TELEMETRY_MAX_TIMING_BOUNDS 15
+
+/**
+ * The 64-bit words a timing cell holds (`telemetry_timing_cell`).
+ */
+#define TELEMETRY_TIMING_CELL_WORDS 21
+
+/**
+ * Word of a timing cell: the sum of the timed durations, in nanoseconds.
+ */
+#define TELEMETRY_TIMING_CELL_TOTAL_NANOS 0
+
+/**
+ * First word of a timing cell's buckets (`TELEMETRY_MAX_TIMING_BOUNDS + 1` of them):
+ * bucket `i` counts durations in `(bounds[i-1], bounds[i]]`, bucket `bounds_len` the
+ * durations above the last bound.
+ */
+#define TELEMETRY_TIMING_CELL_BUCKETS 1
+
+/**
+ * Word of a timing cell: the shortest timed duration (`UINT64_MAX` before the first).
+ */
+#define TELEMETRY_TIMING_CELL_MIN_NANOS 17
+
+/**
+ * Word of a timing cell: the longest timed duration.
+ */
+#define TELEMETRY_TIMING_CELL_MAX_NANOS 18
+
+/**
+ * Word of a timing cell: the Unix second the last operation ended, 0 before the first.
+ */
+#define TELEMETRY_TIMING_CELL_LAST_SECOND 19
+
+/**
+ * Word of a timing cell: the failed operations.
+ */
+#define TELEMETRY_TIMING_CELL_FAIL 20
+
+/**
  * What went wrong, as a stable number. The values never change meaning; new codes are
  * only ever added at the end.
  *
@@ -64,7 +106,10 @@ typedef enum {
     TELEMETRY_ERROR_CODE_INVALID_EVENT = 5,
     /**
      * A request was JSON but its fields were wrong (e.g. a secret that is not 64 hex
-     * characters in `telemetry_anonymize`).
+     * characters in `telemetry_anonymize`), or usage statistics refused an argument: a
+     * declaration (bad name, labels or bounds; a conflicting earlier declaration), a label
+     * set of the wrong length, a section with a reserved name, an address to serve on
+     * that is not loopback or cannot be listened on.
      */
     TELEMETRY_ERROR_CODE_INVALID_ARGUMENT = 6,
     /**
@@ -104,11 +149,83 @@ typedef enum {
 typedef struct telemetry_client_t telemetry_client_t;
 
 /**
+ * One label set's counter. Opaque; as `telemetry_timing_t`.
+ */
+typedef struct telemetry_counter_t telemetry_counter_t;
+
+/**
+ * A declared counter family. Opaque; as `telemetry_timing_family_t`.
+ */
+typedef struct telemetry_counter_family_t telemetry_counter_family_t;
+
+/**
  * An error returned by a fallible call: a code and a message. Opaque to C.
  *
  * The caller owns it and frees it with `telemetry_error_free`.
  */
 typedef struct telemetry_error_t telemetry_error_t;
+
+/**
+ * One label set's timing of a family: what a host records an operation into. Opaque.
+ *
+ * Made by `telemetry_timing_family_with`, freed by `telemetry_timing_free`; independent
+ * of its family's handle. Every function taking it is thread-safe except the free.
+ */
+typedef struct telemetry_timing_t telemetry_timing_t;
+
+/**
+ * A declared timing family. Opaque to C.
+ *
+ * Made by `telemetry_timing_family_new`, freed by `telemetry_timing_family_free`. Every
+ * function taking it is thread-safe except the free. It does not need its client to stay
+ * alive: a family (and its timings) outliving the client records into cells that no
+ * report reads any more.
+ */
+typedef struct telemetry_timing_family_t telemetry_timing_family_t;
+
+/**
+ * A loopback server answering `GET /telemetry` and `GET /metrics`. Opaque.
+ *
+ * Made by `telemetry_usage_serve`; `telemetry_usage_server_free` stops and frees it.
+ */
+typedef struct telemetry_usage_server_t telemetry_usage_server_t;
+
+/**
+ * Where one timing's atomics are, for a binding that records without a call per
+ * operation (the Go package does). Written by `telemetry_timing_cell`.
+ *
+ * `words` points to `TELEMETRY_TIMING_CELL_WORDS` naturally aligned 64-bit words (the
+ * block is 64-byte aligned), `bounds` to the family's `bounds_len` bucket bounds in
+ * nanoseconds, increasing. Both stay valid until `telemetry_timing_free` of the timing
+ * they were taken from; the bounds never change.
+ *
+ * Every access to a word is atomic (any ordering), and a recorder makes only the core's
+ * own updates (telemetry-core's `usage::raw` module):
+ * - a success of `n` ns: add `n` to `TOTAL_NANOS`; add 1 to word `BUCKETS + i` for the
+ *   first `i` with `n <= bounds[i]` (`i = bounds_len` if none); lower `MIN_NANOS` to `n`
+ *   if `n` is below it (atomic minimum); raise `MAX_NANOS` to `n` if above (atomic
+ *   maximum); then the last second;
+ * - a failure: add 1 to `FAIL`; then the last second;
+ * - the last second: raise `LAST_SECOND` to the Unix second the operation ended if it is
+ *   above it (atomic maximum).
+ *
+ * Nothing else is ever written. The core renders, anonymizes and reports the cell. The
+ * first recording in a process goes through the library (see `telemetry_timing_cell`).
+ */
+typedef struct {
+    /**
+     * The cell's `TELEMETRY_TIMING_CELL_WORDS` words.
+     */
+    uint64_t *words;
+    /**
+     * The family's bounds in nanoseconds.
+     */
+    const uint64_t *bounds;
+    /**
+     * How many bounds; the cell uses `bounds_len + 1` buckets.
+     */
+    size_t bounds_len;
+} telemetry_timing_cell_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -473,6 +590,487 @@ bool telemetry_log_enable(bool enabled);
  */
 telemetry_error_t *telemetry_log_take(char **out_json,
                                       size_t *out_len);
+
+/**
+ * Declares an operation timing family of `client`'s usage statistics and writes it to
+ * `*out_family`. The declaration is JSON: `{"name": "rest_responses", "help": "...",
+ * "labels": [["route", "safe"], ["status", "safe"]], "bounds_millis": [1, 5, 10],
+ * "max_keys": 1024}`; only `name` is required. A label's kind (`safe`, `hashed`, `exact`,
+ * `number`, `text`, `dropped`) says how its values are anonymized in reports. Without
+ * `bounds_millis` the buckets are Qdrant's (1 ms to 50 s); bounds may be fractional (0.5
+ * is 500 µs). Past `max_keys` label sets (default 1024), new ones share one overflow
+ * key (`__other__`).
+ *
+ * Declaring the same name again with the same labels and bounds gives the same family.
+ *
+ * Ownership: the declaration is borrowed. On success the caller owns `*out_family`
+ * (free it with `telemetry_timing_family_free`); on failure it is untouched. Thread-safe.
+ *
+ * Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`
+ * (an unknown key or kind, a name that is not 1 to 100 of `a-z 0-9 _`, a label declared
+ * twice or more than 8, bounds that are not 1 to 15 increasing positive durations, a
+ * counter or a differently declared timing of that name, a NUL in the help).
+ *
+ * ```c
+ * const char *decl = "{\"name\":\"rest_responses\",\"labels\":[[\"route\",\"safe\"]]}";
+ * telemetry_timing_family_t *rest = NULL;
+ * telemetry_error_free(telemetry_timing_family_new(client, decl, strlen(decl), &rest));
+ * ```
+ *
+ * # Safety
+ * `client` NULL or live; (`declaration_json`, `declaration_len`) readable or NULL;
+ * `out_family` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_timing_family_new(const telemetry_client_t *client,
+                                               const char *declaration_json,
+                                               size_t declaration_len,
+                                               telemetry_timing_family_t **out_family);
+
+/**
+ * Frees a timing family handle (its numbers stay in the report). NULL is a no-op.
+ *
+ * Takes ownership; no other call on this handle may run or follow. Timings taken from it
+ * stay valid.
+ *
+ * # Safety
+ * `family` NULL or from `telemetry_timing_family_new`, not yet freed.
+ */
+void telemetry_timing_family_free(telemetry_timing_family_t *family);
+
+/**
+ * Writes the timing of one label set of `family` to `*out_timing`: the values as a JSON
+ * array of strings in the declared label order (`["GET /collections", "200"]`), or NULL
+ * with length 0 for a family without labels. Made on first use; the same label set
+ * always records into the same cell, and past the family's `max_keys` a new set records
+ * into the overflow key's.
+ *
+ * Ownership: the labels are borrowed; the caller owns `*out_timing` (free it with
+ * `telemetry_timing_free`), untouched on failure. Thread-safe.
+ *
+ * Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`
+ * (not an array of strings, the wrong number of values, a value containing NUL).
+ *
+ * # Safety
+ * `family` NULL or live; (`labels_json`, `labels_len`) readable or NULL; `out_timing`
+ * NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_timing_family_with(const telemetry_timing_family_t *family,
+                                                const char *labels_json,
+                                                size_t labels_len,
+                                                telemetry_timing_t **out_timing);
+
+/**
+ * Records one operation of a label set (as in `telemetry_timing_family_with`) that
+ * worked and took `nanos` nanoseconds, ending now, without a handle: for hosts that learn
+ * a label (the status) only when the operation ends.
+ *
+ * Never blocks; thread-safe. Errors: as `telemetry_timing_family_with`; nothing is
+ * recorded when one is returned.
+ *
+ * # Safety
+ * `family` NULL or live; (`labels_json`, `labels_len`) readable or NULL.
+ */
+telemetry_error_t *telemetry_timing_family_record(const telemetry_timing_family_t *family,
+                                                  const char *labels_json,
+                                                  size_t labels_len,
+                                                  uint64_t nanos);
+
+/**
+ * Counts one failed operation of a label set, ending now, without a handle (failures are
+ * counted, not timed).
+ *
+ * As `telemetry_timing_family_record`.
+ *
+ * # Safety
+ * As for `telemetry_timing_family_record`.
+ */
+telemetry_error_t *telemetry_timing_family_record_failure(const telemetry_timing_family_t *family,
+                                                          const char *labels_json,
+                                                          size_t labels_len);
+
+/**
+ * Frees a timing. NULL is a no-op. Its numbers stay in the report.
+ *
+ * Takes ownership; no other call on this handle may run or follow, and a view from
+ * `telemetry_timing_cell` is invalid from here on.
+ *
+ * # Safety
+ * `timing` NULL or from `telemetry_timing_family_with`, not yet freed.
+ */
+void telemetry_timing_free(telemetry_timing_t *timing);
+
+/**
+ * Records one operation that worked and took `nanos` nanoseconds, ending now.
+ *
+ * A handful of atomic operations: no lock, no allocation, never blocks. Thread-safe.
+ * Errors: `NULL_POINTER`.
+ *
+ * ```c
+ * struct timespec a, b;
+ * clock_gettime(CLOCK_MONOTONIC, &a);
+ * do_the_operation();
+ * clock_gettime(CLOCK_MONOTONIC, &b);
+ * uint64_t ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
+ * telemetry_error_free(telemetry_timing_record(timing, ns));
+ * ```
+ *
+ * # Safety
+ * `timing` NULL or live.
+ */
+telemetry_error_t *telemetry_timing_record(const telemetry_timing_t *timing,
+                                           uint64_t nanos);
+
+/**
+ * Counts one failed operation, ending now (counted, not timed).
+ *
+ * As `telemetry_timing_record`.
+ *
+ * # Safety
+ * `timing` NULL or live.
+ */
+telemetry_error_t *telemetry_timing_record_failure(const telemetry_timing_t *timing);
+
+/**
+ * Records one operation that worked, took `nanos` nanoseconds and ended at the Unix
+ * second `unix_second`: for test vectors and hosts that carry their own clock.
+ *
+ * As `telemetry_timing_record`.
+ *
+ * # Safety
+ * `timing` NULL or live.
+ */
+telemetry_error_t *telemetry_timing_record_at(const telemetry_timing_t *timing,
+                                              uint64_t nanos,
+                                              uint64_t unix_second);
+
+/**
+ * Counts one failed operation that ended at the Unix second `unix_second`.
+ *
+ * As `telemetry_timing_record`.
+ *
+ * # Safety
+ * `timing` NULL or live.
+ */
+telemetry_error_t *telemetry_timing_record_failure_at(const telemetry_timing_t *timing,
+                                                      uint64_t unix_second);
+
+/**
+ * Writes the timing's numbers now as JSON to `*out_json`: `{"count", "fail_count",
+ * "total_nanos", "min_nanos", "max_nanos", "last_second", "cumulative": [per bound]}`
+ * (`count` is the `+Inf` bucket; `min_nanos` is 0 before the first success).
+ *
+ * The caller owns `*out_json` (free it with `telemetry_string_free`); untouched on
+ * failure. Thread-safe; never stalls a recorder. Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `timing` NULL or live; `out_json` NULL or valid for a write; `out_len` NULL or valid.
+ */
+telemetry_error_t *telemetry_timing_snapshot(const telemetry_timing_t *timing,
+                                             char **out_json,
+                                             size_t *out_len);
+
+/**
+ * Writes where the timing's atomics are to `*out_cell`, for a binding that records with
+ * its own atomic operations instead of a call per operation; `telemetry_timing_cell_t`
+ * states exactly what it may write.
+ *
+ * Taking the view records nothing and starts nothing. On an enabled client the first
+ * recording starts the worker that sends reports home, so a recorder makes its first
+ * recording in a process through this library (`telemetry_timing_record_at`,
+ * `telemetry_timing_record_failure_at`, ...) and the later ones through the view; a
+ * process that forks does the same again in the child.
+ *
+ * The view is valid until `telemetry_timing_free(timing)`; untouched on failure.
+ * Thread-safe. Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `timing` NULL or live; `out_cell` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_timing_cell(const telemetry_timing_t *timing,
+                                         telemetry_timing_cell_t *out_cell);
+
+/**
+ * Declares a counter family and writes it to `*out_family`: `{"name": "points_upserted",
+ * "help": "...", "labels": [["collection", "hashed"]], "max_keys": 1024}` (only `name` is
+ * required; `bounds_millis` is refused). Declaring the same name again with the same
+ * labels gives the same family.
+ *
+ * Ownership, thread-safety and errors as `telemetry_timing_family_new`; free it with
+ * `telemetry_counter_family_free`.
+ *
+ * # Safety
+ * As for `telemetry_timing_family_new`.
+ */
+telemetry_error_t *telemetry_counter_family_new(const telemetry_client_t *client,
+                                                const char *declaration_json,
+                                                size_t declaration_len,
+                                                telemetry_counter_family_t **out_family);
+
+/**
+ * Frees a counter family handle (its numbers stay in the report). NULL is a no-op.
+ *
+ * As `telemetry_timing_family_free`.
+ *
+ * # Safety
+ * `family` NULL or from `telemetry_counter_family_new`, not yet freed.
+ */
+void telemetry_counter_family_free(telemetry_counter_family_t *family);
+
+/**
+ * Writes the counter of one label set (a JSON array of strings, or NULL with length 0
+ * for a family without labels) to `*out_counter`; free it with `telemetry_counter_free`.
+ *
+ * As `telemetry_timing_family_with`.
+ *
+ * # Safety
+ * `family` NULL or live; (`labels_json`, `labels_len`) readable or NULL; `out_counter`
+ * NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_counter_family_with(const telemetry_counter_family_t *family,
+                                                 const char *labels_json,
+                                                 size_t labels_len,
+                                                 telemetry_counter_t **out_counter);
+
+/**
+ * Adds `n` to one label set's counter without a handle.
+ *
+ * As `telemetry_timing_family_record`.
+ *
+ * # Safety
+ * `family` NULL or live; (`labels_json`, `labels_len`) readable or NULL.
+ */
+telemetry_error_t *telemetry_counter_family_add(const telemetry_counter_family_t *family,
+                                                const char *labels_json,
+                                                size_t labels_len,
+                                                uint64_t n);
+
+/**
+ * Frees a counter. NULL is a no-op; its total stays in the report.
+ *
+ * As `telemetry_timing_free` (a word from `telemetry_counter_cell` is invalid from here).
+ *
+ * # Safety
+ * `counter` NULL or from `telemetry_counter_family_with`, not yet freed.
+ */
+void telemetry_counter_free(telemetry_counter_t *counter);
+
+/**
+ * Adds `n` to the counter (wrapping at 2^64). One atomic addition; thread-safe.
+ * Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `counter` NULL or live.
+ */
+telemetry_error_t *telemetry_counter_add(const telemetry_counter_t *counter,
+                                         uint64_t n);
+
+/**
+ * Writes the counter's total now to `*out_value` (untouched on failure). Thread-safe.
+ * Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `counter` NULL or live; `out_value` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_counter_value(const telemetry_counter_t *counter,
+                                           uint64_t *out_value);
+
+/**
+ * Writes the address of the counter's word to `*out_word`, for a binding that adds with
+ * its own atomic operation: a naturally aligned 64-bit word to which only atomic
+ * additions are ever made. Valid until `telemetry_counter_free(counter)`. As with
+ * `telemetry_timing_cell`, the first addition in a process goes through
+ * `telemetry_counter_add`, which starts an enabled client's worker. Untouched on failure;
+ * thread-safe.
+ * Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `counter` NULL or live; `out_word` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_counter_cell(const telemetry_counter_t *counter,
+                                          uint64_t **out_word);
+
+/**
+ * Sets (or replaces) the section `name` of the report (Qdrant's `collections`,
+ * `cluster`, ...) to a value pushed by the host: `{"value": <any JSON but null>, "kinds":
+ * {"field": "safe" | "hashed" | "exact" | "number" | "text" | "dropped"}, "level": 2}`.
+ * A field named in `kinds`, at any depth, is anonymized by that kind; other fields go by
+ * their type (strings hashed, numbers rounded). `level` (default 2) is the lowest
+ * details level that shows the section; higher than 4 means 4.
+ *
+ * The value is kept as given until the host sets it again: the library never calls the
+ * host to compute it. Thread-safe.
+ *
+ * Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`
+ * (an unknown key or kind, no value, a negative level, a name that is not 1 to 100 of
+ * `a-z 0-9 _`, or one of the core's: `id`, `app`, `system`, `counters`, `operations`).
+ *
+ * # Safety
+ * `client` NULL or live; each (pointer, length) pair readable or NULL.
+ */
+telemetry_error_t *telemetry_usage_set_section(const telemetry_client_t *client,
+                                               const char *name,
+                                               size_t name_len,
+                                               const char *section_json,
+                                               size_t section_len);
+
+/**
+ * Removes the section `name`; writes whether it was there to `*out_removed` unless
+ * `out_removed` is NULL. Thread-safe. Errors: `NULL_POINTER`, `TOO_LARGE`,
+ * `INVALID_UTF8`.
+ *
+ * # Safety
+ * `client` NULL or live; (`name`, `name_len`) readable or NULL; `out_removed` NULL or
+ * valid for a write.
+ */
+telemetry_error_t *telemetry_usage_remove_section(const telemetry_client_t *client,
+                                                  const char *name,
+                                                  size_t name_len,
+                                                  bool *out_removed);
+
+/**
+ * Sets the fields the integrator adds to the report's `app` object (features, startup
+ * time, ...): `{"value": {<fields>}, "kinds": {...}}`, anonymized by the kinds as a
+ * section is; `name`, `version` and `core_version` stay the core's. Replaces earlier
+ * fields. Thread-safe.
+ *
+ * Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT`
+ * (an unknown key or kind, a value that is not an object, a `level`).
+ *
+ * # Safety
+ * `client` NULL or live; (`fields_json`, `fields_len`) readable or NULL.
+ */
+telemetry_error_t *telemetry_usage_set_app_fields(const telemetry_client_t *client,
+                                                  const char *fields_json,
+                                                  size_t fields_len);
+
+/**
+ * Names the directory the host keeps its data in (`path`, UTF-8): the report gives the
+ * size and type of the disk holding it, never the path. Thread-safe.
+ *
+ * Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`.
+ *
+ * # Safety
+ * `client` NULL or live; (`path`, `path_len`) readable or NULL.
+ */
+telemetry_error_t *telemetry_usage_set_data_dir(const telemetry_client_t *client,
+                                                const char *path,
+                                                size_t path_len);
+
+/**
+ * Writes the usage report as JSON to `*out_json`. The options are JSON, `{"details_level":
+ * 0..4 (higher means 4), "anonymize": false, "histograms": null | true | false}` (all
+ * optional; NULL with length 0 for the defaults: level 0, plain, histograms from level
+ * 3). Anonymized, it is what is sent home: label and section values through their kinds,
+ * durations and sizes rounded, counts exact.
+ *
+ * Level 0: `id`, `app`, counters' totals, timings' counts, failures and averages; 1 adds
+ * `system` and each timing's extremes, total and last response; 2 the numbers per label
+ * set and the sections; 3 histograms and level-3 sections; 4 level-4 sections.
+ *
+ * The caller owns `*out_json` (free it with `telemetry_string_free`); untouched on
+ * failure. Thread-safe; never stalls a recorder. Errors: `NULL_POINTER`, `TOO_LARGE`,
+ * `INVALID_UTF8`, `INVALID_JSON`, `INVALID_ARGUMENT` (an unknown key, a negative level).
+ *
+ * # Safety
+ * `client` NULL or live; (`options_json`, `options_len`) readable or NULL; `out_json`
+ * NULL or valid for a write; `out_len` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_usage_report(const telemetry_client_t *client,
+                                          const char *options_json,
+                                          size_t options_len,
+                                          char **out_json,
+                                          size_t *out_len);
+
+/**
+ * Writes the Prometheus text exposition (version 0.0.4) of every declared family to
+ * `*out_text`: counters as `<product>_<name>_total`, timings as histograms in seconds
+ * (`<product>_<name>_seconds`) plus `<product>_<name>_failures_total`. Anonymized, label
+ * values go through their kinds and sums are rounded.
+ *
+ * Ownership and thread-safety as `telemetry_usage_report`. Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `client` NULL or live; `out_text` NULL or valid for a write; `out_len` NULL or valid.
+ */
+telemetry_error_t *telemetry_usage_prometheus(const telemetry_client_t *client,
+                                              bool anonymize,
+                                              char **out_text,
+                                              size_t *out_len);
+
+/**
+ * Answers one HTTP request for the local endpoints, for a host mounting them in its own
+ * server: `path` (`/telemetry` or `/metrics`; a trailing `/` is ignored; any other is a
+ * 404) and `query`, the raw query string without `?` (NULL with length 0 for none).
+ * `/telemetry` takes `details_level` and `anonymize`, `/metrics` takes `anonymize`;
+ * anything else in the query is a 400 whose JSON body names the parameter.
+ *
+ * Writes the status (200, 400 or 404) to `*out_status`, the content type to
+ * `*out_content_type` and the body to `*out_body` (its length to `*out_body_len` unless
+ * that is NULL). The caller owns both strings and frees each with
+ * `telemetry_string_free`; nothing is written on failure. The HTTP method is the host's
+ * to check (the library's own server answers GET and HEAD only). Thread-safe.
+ *
+ * Errors (not HTTP statuses: the call itself failed): `NULL_POINTER`, `TOO_LARGE`,
+ * `INVALID_UTF8`.
+ *
+ * # Safety
+ * `client` NULL or live; each (pointer, length) pair readable or NULL; each out-parameter
+ * NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_usage_handle(const telemetry_client_t *client,
+                                          const char *path,
+                                          size_t path_len,
+                                          const char *query,
+                                          size_t query_len,
+                                          uint16_t *out_status,
+                                          char **out_content_type,
+                                          char **out_body,
+                                          size_t *out_body_len);
+
+/**
+ * Serves `/telemetry` and `/metrics` on `addr`, a loopback address with a port
+ * (`127.0.0.1:9464`, `[::1]:9464`, `localhost:9464`; port 0 picks a free one), on a thread
+ * of its own, whatever the consent decision (it sends nothing anywhere). Serving the
+ * numbers beyond loopback is the host's decision, made with its own server and
+ * `telemetry_usage_handle`.
+ *
+ * The caller owns `*out_server` (untouched on failure); `telemetry_usage_server_free`
+ * stops it. Thread-safe. Errors: `NULL_POINTER`, `TOO_LARGE`, `INVALID_UTF8`,
+ * `INVALID_ARGUMENT` (not an address, not loopback, or the port cannot be listened on:
+ * in use, or not permitted).
+ *
+ * # Safety
+ * `client` NULL or live; (`addr`, `addr_len`) readable or NULL; `out_server` NULL or
+ * valid for a write.
+ */
+telemetry_error_t *telemetry_usage_serve(const telemetry_client_t *client,
+                                         const char *addr,
+                                         size_t addr_len,
+                                         telemetry_usage_server_t **out_server);
+
+/**
+ * Writes the server's URL, `http://127.0.0.1:PORT` (the port chosen when 0 was asked
+ * for), to `*out_url`; the caller frees it with `telemetry_string_free`. Thread-safe.
+ * Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `server` NULL or live; `out_url` NULL or valid for a write; `out_len` NULL or valid.
+ */
+telemetry_error_t *telemetry_usage_server_url(const telemetry_usage_server_t *server,
+                                              char **out_url,
+                                              size_t *out_len);
+
+/**
+ * Stops the server (waiting for the request it is answering, if any) and frees it. NULL
+ * is a no-op.
+ *
+ * Takes ownership; no other call on this server may run or follow. Blocks the calling
+ * thread for at most a fraction of a second.
+ *
+ * # Safety
+ * `server` NULL or from `telemetry_usage_serve`, not yet freed.
+ */
+void telemetry_usage_server_free(telemetry_usage_server_t *server);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -2,7 +2,10 @@
  * The C ABI as a C program sees it: every function in include/telemetry.h, every bad input
  * (NULL, invalid UTF-8, invalid JSON, absurd lengths, use after shutdown) with its precise
  * error code, out-parameters left untouched on failure, 8 threads capturing at once with
- * exact counts, and the log records the library keeps for its host to take. Built twice by
+ * exact counts, usage statistics (declarations, label sets, recording through the library
+ * and through a cell view, sections, the report, the Prometheus text, the endpoints and a
+ * real loopback server, 8 threads recording one timing), and the log records the library
+ * keeps for its host to take. Built twice by
  * `make test-c`: plainly, and with AddressSanitizer (leak detection on), so a
  * use-after-free, a double free or a leak fails the run.
  *
@@ -415,6 +418,690 @@ static void test_threads(void) {
     telemetry_client_free(client);
 }
 
+/* Usage statistics: families, label sets, recording, the cell view, sections, the report,
+ * the Prometheus text, the endpoints as a function and the loopback server. */
+
+/* An opted-out client: usage statistics are the operator's and work all the same. */
+static int bound_not_listening(int *port);
+
+static const char *OFF =
+    "{\"product\":\"ctest\",\"version\":\"1.0\",\"sink\":\"memory\","
+    "\"environment\":{\"DO_NOT_TRACK\":\"1\"},"
+    "\"install_id\":\"0d7b2a8e-5c1f-4f4e-9a51-2f8c3b6d7e90\","
+    "\"secret_hex\":\"11a245dd53334a50626b2356ccff3083922976f8016efbfb387ac3ab23a0dcf7\"}";
+
+static telemetry_timing_family_t *timing_family(telemetry_client_t *client, const char *decl) {
+    telemetry_timing_family_t *family = NULL;
+    EXPECT_OK(telemetry_timing_family_new(client, decl, strlen(decl), &family), decl);
+    CHECK(family != NULL, "no family for %s", decl);
+    return family;
+}
+
+static telemetry_timing_t *timing_with(telemetry_timing_family_t *family, const char *labels) {
+    telemetry_timing_t *timing = NULL;
+    EXPECT_OK(telemetry_timing_family_with(family, labels, labels ? strlen(labels) : 0, &timing),
+              labels ? labels : "(no labels)");
+    CHECK(timing != NULL, "no timing for %s", labels ? labels : "(no labels)");
+    return timing;
+}
+
+/* The report (or any JSON-writing call's text) as an owned string; NULL on failure. */
+static char *usage_report(telemetry_client_t *client, const char *options) {
+    char *json = NULL;
+    size_t len = 0;
+    EXPECT_OK(telemetry_usage_report(client, options, options ? strlen(options) : 0, &json, &len),
+              options ? options : "report (defaults)");
+    CHECK(json != NULL && strlen(json) == len, "report length %zu", len);
+    return json;
+}
+
+static char *timing_snapshot(telemetry_timing_t *timing) {
+    char *json = NULL;
+    EXPECT_OK(telemetry_timing_snapshot(timing, &json, NULL), "snapshot");
+    return json;
+}
+
+static void test_usage_declaration_errors(void) {
+    telemetry_client_t *client = new_client(OFF);
+    telemetry_timing_family_t *const sentinel = (telemetry_timing_family_t *)(uintptr_t)0x1;
+    telemetry_timing_family_t *family = sentinel;
+    const char *ok = "{\"name\":\"ok\"}";
+    expect_code(telemetry_timing_family_new(NULL, ok, strlen(ok), &family),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "timing_family_new: NULL client");
+    expect_code(telemetry_timing_family_new(client, NULL, 3, &family),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "timing_family_new: NULL declaration");
+    expect_code(telemetry_timing_family_new(client, ok, strlen(ok), NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "timing_family_new: NULL out");
+    expect_code(telemetry_timing_family_new(client, "{\"name\":\"\xff\"}", 12, &family),
+                TELEMETRY_ERROR_CODE_INVALID_UTF8, "timing_family_new: invalid UTF-8");
+    expect_code(telemetry_timing_family_new(client, "{\"name\":", 8, &family),
+                TELEMETRY_ERROR_CODE_INVALID_JSON, "timing_family_new: truncated");
+    expect_code(telemetry_timing_family_new(client, ok, SIZE_MAX, &family),
+                TELEMETRY_ERROR_CODE_TOO_LARGE, "timing_family_new: SIZE_MAX length");
+    const char *refused[] = {
+        "{\"name\":\"x\",\"colour\":1}",                              /* unknown key */
+        "{\"help\":\"no name\"}",                                       /* no name */
+        "{\"name\":\"Bad-Name\"}",                                      /* not a-z 0-9 _ */
+        "{\"name\":\"x\",\"labels\":[[\"a\",\"secret\"]]}",            /* unknown kind */
+        "{\"name\":\"x\",\"labels\":[[\"a\",\"safe\"],[\"a\",\"safe\"]]}", /* twice */
+        "{\"name\":\"x\",\"labels\":[\"a\"]}",                          /* not [name, kind] */
+        "{\"name\":\"x\",\"bounds_millis\":[10,5]}",                    /* not increasing */
+        "{\"name\":\"x\",\"bounds_millis\":[0]}",                       /* not positive */
+        "{\"name\":\"x\",\"bounds_millis\":[-1]}",                      /* not a duration */
+        "{\"name\":\"x\",\"bounds_millis\":[]}",                        /* none */
+        "{\"name\":\"x\",\"bounds_millis\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}",
+        "{\"name\":\"x\",\"help\":\"a\\u0000b\"}",                      /* NUL in the help */
+        "[\"x\"]",                                                      /* not an object */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        expect_code(telemetry_timing_family_new(client, refused[i], strlen(refused[i]), &family),
+                    TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, refused[i]);
+    }
+    CHECK(family == sentinel, "out_family written on failure");
+
+    /* The same declaration again is the same family; different labels or bounds are not. */
+    const char *decl = "{\"name\":\"again\",\"labels\":[[\"a\",\"safe\"]],\"bounds_millis\":[1,2]}";
+    telemetry_timing_family_t *first = timing_family(client, decl);
+    telemetry_timing_family_t *second = timing_family(client, decl);
+    const char *other = "{\"name\":\"again\",\"labels\":[[\"a\",\"safe\"]],\"bounds_millis\":[1,3]}";
+    expect_code(telemetry_timing_family_new(client, other, strlen(other), &family),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "redeclared with other bounds");
+    telemetry_timing_t *a = timing_with(first, "[\"x\"]");
+    telemetry_timing_t *b = timing_with(second, "[\"x\"]");
+    EXPECT_OK(telemetry_timing_record(a, 1000), "record through the first");
+    char *snap = timing_snapshot(b);
+    CHECK(snap && json_number(snap, "count") == 1, "one family, one cell: %s", snap ? snap : "");
+    telemetry_string_free(snap);
+
+    /* Counters: the same checks, and bounds are for timings. */
+    telemetry_counter_family_t *const csentinel = (telemetry_counter_family_t *)(uintptr_t)0x1;
+    telemetry_counter_family_t *counters = csentinel;
+    const char *with_bounds = "{\"name\":\"c\",\"bounds_millis\":[1]}";
+    expect_code(telemetry_counter_family_new(client, with_bounds, strlen(with_bounds), &counters),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "counter with bounds");
+    expect_code(telemetry_counter_family_new(client, decl, strlen(decl), &counters),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "counter named like a timing");
+    expect_code(telemetry_counter_family_new(NULL, ok, strlen(ok), &counters),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "counter_family_new: NULL client");
+    expect_code(telemetry_counter_family_new(client, "{", 1, &counters),
+                TELEMETRY_ERROR_CODE_INVALID_JSON, "counter_family_new: truncated");
+    expect_code(telemetry_counter_family_new(client, ok, strlen(ok), NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "counter_family_new: NULL out");
+    CHECK(counters == csentinel, "out_family written on failure");
+
+    telemetry_timing_free(a);
+    telemetry_timing_free(b);
+    telemetry_timing_family_free(first);
+    telemetry_timing_family_free(second);
+    telemetry_timing_family_free(NULL);
+    telemetry_timing_free(NULL);
+    telemetry_counter_family_free(NULL);
+    telemetry_counter_free(NULL);
+    telemetry_usage_server_free(NULL);
+    telemetry_client_free(client);
+}
+
+static void test_usage_label_sets_and_recording(void) {
+    telemetry_client_t *client = new_client(OFF);
+    telemetry_timing_family_t *rest = timing_family(
+        client,
+        "{\"name\":\"rest\",\"help\":\"REST requests\",\"labels\":[[\"route\",\"safe\"],"
+        "[\"status\",\"safe\"]],\"bounds_millis\":[1,5,0.5e2],\"max_keys\":2}");
+    telemetry_timing_t *const sentinel = (telemetry_timing_t *)(uintptr_t)0x1;
+    telemetry_timing_t *timing = sentinel;
+    expect_code(telemetry_timing_family_with(rest, "[\"GET /a\"]", 10, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "with: one value for two labels");
+    expect_code(telemetry_timing_family_with(rest, NULL, 0, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "with: no labels for two");
+    expect_code(telemetry_timing_family_with(rest, "{\"route\":\"a\"}", 13, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "with: not an array");
+    expect_code(telemetry_timing_family_with(rest, "[\"a\",2]", 7, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "with: not strings");
+    expect_code(telemetry_timing_family_with(rest, "[\"a\",", 5, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_JSON, "with: truncated");
+    expect_code(telemetry_timing_family_with(rest, "[\"\xc3\x28\",\"b\"]", 9, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_UTF8, "with: invalid UTF-8");
+    expect_code(telemetry_timing_family_with(rest, "[\"a\\u0000\",\"b\"]", 15, &timing),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "with: NUL in a value");
+    expect_code(telemetry_timing_family_with(rest, NULL, 4, &timing),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "with: NULL labels with a length");
+    expect_code(telemetry_timing_family_with(NULL, NULL, 0, &timing),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "with: NULL family");
+    expect_code(telemetry_timing_family_with(rest, "[\"a\",\"b\"]", 9, NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "with: NULL out");
+    CHECK(timing == sentinel, "out_timing written on failure");
+
+    telemetry_timing_t *get = timing_with(rest, "[\"GET /a\",\"200\"]");
+    EXPECT_OK(telemetry_timing_record(get, 500000), "record 0.5 ms");          /* le 1 ms */
+    EXPECT_OK(telemetry_timing_record_at(get, 5000000, 1767225600), "record_at"); /* le 5 ms */
+    EXPECT_OK(telemetry_timing_record_at(get, 60000000000ull, 1767225601), "record_at 60 s");
+    EXPECT_OK(telemetry_timing_record_failure(get), "record_failure");
+    EXPECT_OK(telemetry_timing_record_failure_at(get, 1767225599), "record_failure_at");
+    char *snap = timing_snapshot(get);
+    if (snap) {
+        CHECK(json_number(snap, "count") == 3, "count in %s", snap);
+        CHECK(json_number(snap, "fail_count") == 2, "fail_count in %s", snap);
+        CHECK(json_number(snap, "min_nanos") == 500000, "min in %s", snap);
+        CHECK(json_number(snap, "max_nanos") == 60000000000ll, "max in %s", snap);
+        CHECK(json_number(snap, "total_nanos") == 60005500000ll, "total in %s", snap);
+        CHECK(strstr(snap, "\"cumulative\":[1,2,2]") != NULL, "cumulative in %s", snap);
+        /* record and record_failure end now, later than 2026: the latest second wins. */
+        CHECK(json_number(snap, "last_second") > 1767225601ll, "last_second in %s", snap);
+    }
+    telemetry_string_free(snap);
+
+    /* By labels, without a handle. */
+    const char *put = "[\"PUT /b\",\"500\"]";
+    EXPECT_OK(telemetry_timing_family_record(rest, put, strlen(put), 2000000), "family_record");
+    EXPECT_OK(telemetry_timing_family_record_failure(rest, put, strlen(put)),
+              "family_record_failure");
+    expect_code(telemetry_timing_family_record(rest, "[\"x\"]", 5, 1),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "family_record: wrong count");
+    expect_code(telemetry_timing_family_record(NULL, put, strlen(put), 1),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "family_record: NULL family");
+    expect_code(telemetry_timing_family_record_failure(rest, "[", 1),
+                TELEMETRY_ERROR_CODE_INVALID_JSON, "family_record_failure: truncated");
+    telemetry_timing_t *put_timing = timing_with(rest, put);
+    snap = timing_snapshot(put_timing);
+    CHECK(snap && json_number(snap, "count") == 1 && json_number(snap, "fail_count") == 1,
+          "by labels: %s", snap ? snap : "");
+    telemetry_string_free(snap);
+
+    /* max_keys 2: a third label set records into the overflow key. */
+    const char *third = "[\"GET /c\",\"200\"]";
+    EXPECT_OK(telemetry_timing_family_record(rest, third, strlen(third), 1000), "third set");
+    char *text = NULL;
+    EXPECT_OK(telemetry_usage_prometheus(client, false, &text, NULL), "prometheus");
+    if (text) {
+        CHECK(strstr(text, "# HELP ctest_rest_seconds REST requests\n") != NULL, "help: %s", text);
+        CHECK(strstr(text, "ctest_rest_seconds_count{route=\"GET /a\",status=\"200\"} 3\n") != NULL,
+              "count: %s", text);
+        CHECK(strstr(text, "ctest_rest_seconds_bucket{route=\"GET /a\",status=\"200\",le=\"0.05\"} 2\n") !=
+                  NULL,
+              "fractional bound 0.5e2 ms: %s", text);
+        CHECK(strstr(text, "ctest_rest_failures_total{route=\"GET /a\",status=\"200\"} 2\n") != NULL,
+              "failures: %s", text);
+        CHECK(strstr(text, "route=\"__other__\",status=\"__other__\"} 1\n") != NULL,
+              "overflow key: %s", text);
+    }
+    telemetry_string_free(text);
+
+    expect_code(telemetry_timing_record(NULL, 1), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "record: NULL timing");
+    expect_code(telemetry_timing_record_failure(NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "record_failure: NULL timing");
+    expect_code(telemetry_timing_record_at(NULL, 1, 1), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "record_at: NULL timing");
+    expect_code(telemetry_timing_record_failure_at(NULL, 1), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "record_failure_at: NULL timing");
+    char *const ssentinel = (char *)(uintptr_t)0x1;
+    char *out = ssentinel;
+    expect_code(telemetry_timing_snapshot(NULL, &out, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "snapshot: NULL timing");
+    expect_code(telemetry_timing_snapshot(get, NULL, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "snapshot: NULL out");
+    expect_code(telemetry_usage_prometheus(NULL, false, &out, NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "prometheus: NULL client");
+    expect_code(telemetry_usage_prometheus(client, false, NULL, NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "prometheus: NULL out");
+    CHECK(out == ssentinel, "out written on failure");
+
+    /* The family handle may go first: its timings stay valid. */
+    telemetry_timing_family_free(rest);
+    EXPECT_OK(telemetry_timing_record(get, 1), "record after the family was freed");
+    telemetry_timing_free(get);
+    telemetry_timing_free(put_timing);
+    telemetry_client_free(client);
+}
+
+/* Records a success into a cell view the way telemetry_timing_cell_t says a foreign recorder
+ * does, with the compiler's atomics. */
+static void cell_record(const telemetry_timing_cell_t *cell, uint64_t n, uint64_t second) {
+    size_t i = 0;
+    while (i < cell->bounds_len && n > cell->bounds[i]) i++;
+    __atomic_fetch_add(&cell->words[TELEMETRY_TIMING_CELL_TOTAL_NANOS], n, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&cell->words[TELEMETRY_TIMING_CELL_BUCKETS + i], 1, __ATOMIC_RELAXED);
+    uint64_t *min = &cell->words[TELEMETRY_TIMING_CELL_MIN_NANOS];
+    uint64_t seen = __atomic_load_n(min, __ATOMIC_RELAXED);
+    while (n < seen && !__atomic_compare_exchange_n(min, &seen, n, true, __ATOMIC_RELAXED,
+                                                     __ATOMIC_RELAXED)) {
+    }
+    uint64_t *max = &cell->words[TELEMETRY_TIMING_CELL_MAX_NANOS];
+    seen = __atomic_load_n(max, __ATOMIC_RELAXED);
+    while (n > seen && !__atomic_compare_exchange_n(max, &seen, n, true, __ATOMIC_RELAXED,
+                                                     __ATOMIC_RELAXED)) {
+    }
+    uint64_t *last = &cell->words[TELEMETRY_TIMING_CELL_LAST_SECOND];
+    seen = __atomic_load_n(last, __ATOMIC_RELAXED);
+    while (second > seen && !__atomic_compare_exchange_n(last, &seen, second, true,
+                                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void test_usage_cell_views(void) {
+    telemetry_client_t *client = new_client(OFF);
+    telemetry_timing_family_t *jobs =
+        timing_family(client, "{\"name\":\"jobs\",\"bounds_millis\":[10,100,1000]}");
+    telemetry_timing_t *timing = timing_with(jobs, NULL);
+    telemetry_timing_cell_t cell = {(uint64_t *)(uintptr_t)0x1, NULL, 77};
+    expect_code(telemetry_timing_cell(NULL, &cell), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "cell: NULL timing");
+    expect_code(telemetry_timing_cell(timing, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "cell: NULL out");
+    CHECK(cell.words == (uint64_t *)(uintptr_t)0x1 && cell.bounds_len == 77,
+          "out_cell written on failure");
+    EXPECT_OK(telemetry_timing_cell(timing, &cell), "cell");
+    CHECK(((uintptr_t)cell.words % 64) == 0, "the cell is not 64-byte aligned: %p",
+          (void *)cell.words);
+    CHECK(cell.bounds_len == 3 && cell.bounds[0] == 10000000u && cell.bounds[2] == 1000000000u,
+          "bounds %zu", cell.bounds_len);
+    CHECK(cell.words[TELEMETRY_TIMING_CELL_MIN_NANOS] == UINT64_MAX, "min starts at UINT64_MAX");
+    /* The C side and the core record into the same cell; the core reads both. */
+    cell_record(&cell, 10000000u, 1767225600);  /* on the first bound */
+    cell_record(&cell, 2500000000u, 1767225650); /* past the last */
+    __atomic_fetch_add(&cell.words[TELEMETRY_TIMING_CELL_FAIL], 1, __ATOMIC_RELAXED);
+    EXPECT_OK(telemetry_timing_record_at(timing, 9999000, 1767225700), "core record_at");
+    char *snap = timing_snapshot(timing);
+    if (snap) {
+        CHECK(json_number(snap, "count") == 3, "count %s", snap);
+        CHECK(json_number(snap, "fail_count") == 1, "fail_count %s", snap);
+        CHECK(json_number(snap, "min_nanos") == 9999000, "min %s", snap);
+        CHECK(json_number(snap, "max_nanos") == 2500000000ll, "max %s", snap);
+        CHECK(json_number(snap, "total_nanos") == 2519999000ll, "total %s", snap);
+        CHECK(json_number(snap, "last_second") == 1767225700ll, "last %s", snap);
+        CHECK(strstr(snap, "\"cumulative\":[2,2,2]") != NULL, "cumulative %s", snap);
+    }
+    telemetry_string_free(snap);
+
+    telemetry_counter_family_t *runs = NULL;
+    const char *decl = "{\"name\":\"runs\",\"labels\":[[\"queue\",\"hashed\"]]}";
+    EXPECT_OK(telemetry_counter_family_new(client, decl, strlen(decl), &runs), "counter family");
+    telemetry_counter_t *const csentinel = (telemetry_counter_t *)(uintptr_t)0x1;
+    telemetry_counter_t *counter = csentinel;
+    expect_code(telemetry_counter_family_with(runs, NULL, 0, &counter),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "counter with: no labels for one");
+    expect_code(telemetry_counter_family_with(NULL, "[\"q\"]", 5, &counter),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "counter with: NULL family");
+    expect_code(telemetry_counter_family_with(runs, "[\"q\"]", 5, NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "counter with: NULL out");
+    CHECK(counter == csentinel, "out_counter written on failure");
+    EXPECT_OK(telemetry_counter_family_with(runs, "[\"q\"]", 5, &counter), "counter with");
+    EXPECT_OK(telemetry_counter_add(counter, 40), "counter add");
+    EXPECT_OK(telemetry_counter_family_add(runs, "[\"q\"]", 5, 1), "family add");
+    expect_code(telemetry_counter_family_add(runs, "[]", 2, 1), TELEMETRY_ERROR_CODE_INVALID_ARGUMENT,
+                "family add: wrong count");
+    uint64_t *word = NULL;
+    EXPECT_OK(telemetry_counter_cell(counter, &word), "counter cell");
+    if (word) __atomic_fetch_add(word, 1, __ATOMIC_RELAXED);
+    uint64_t value = 0;
+    EXPECT_OK(telemetry_counter_value(counter, &value), "counter value");
+    CHECK(value == 42, "counter %llu", (unsigned long long)value);
+    value = 99;
+    expect_code(telemetry_counter_value(NULL, &value), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "counter value: NULL counter");
+    expect_code(telemetry_counter_value(counter, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "counter value: NULL out");
+    expect_code(telemetry_counter_add(NULL, 1), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "counter add: NULL");
+    expect_code(telemetry_counter_cell(NULL, &word), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "counter cell: NULL");
+    expect_code(telemetry_counter_cell(counter, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "counter cell: NULL out");
+    CHECK(value == 99, "out_value written on failure");
+    char *report = usage_report(client, "{\"details_level\":2}");
+    if (report) {
+        CHECK(strstr(report, "\"runs\":{\"by_labels\":[{\"labels\":{\"queue\":\"q\"},\"value\":42}],"
+                             "\"total\":42}") != NULL,
+              "counter in report: %s", report);
+    }
+    telemetry_string_free(report);
+    telemetry_counter_free(counter);
+    telemetry_counter_family_free(runs);
+    telemetry_timing_free(timing);
+    telemetry_timing_family_free(jobs);
+    telemetry_client_free(client);
+}
+
+static void test_usage_sections_and_report(void) {
+    telemetry_client_t *client = new_client(OFF);
+    const char *section =
+        "{\"value\":{\"number\":2,\"names\":[\"my_collection\"],\"config\":{\"distance\":\"Dot\"}},"
+        "\"kinds\":{\"number\":\"exact\",\"config\":\"safe\"},\"level\":2}";
+    EXPECT_OK(telemetry_usage_set_section(client, "collections", 11, section, strlen(section)),
+              "set_section");
+    const char *deep = "{\"value\":{\"peers\":1},\"level\":9}";
+    EXPECT_OK(telemetry_usage_set_section(client, "cluster", 7, deep, strlen(deep)),
+              "set_section level 9 (means 4)");
+    const char *minimal = "{\"value\":[1,2]}";
+    EXPECT_OK(telemetry_usage_set_section(client, "extra", 5, minimal, strlen(minimal)),
+              "set_section with defaults");
+    struct {
+        const char *name;
+        const char *json;
+        telemetry_error_code_t code;
+    } refused[] = {
+        {"app", minimal, TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},       /* the core's */
+        {"operations", minimal, TELEMETRY_ERROR_CODE_INVALID_ARGUMENT}, /* the core's */
+        {"Bad Name", minimal, TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},
+        {"s", "{\"kinds\":{}}", TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},            /* no value */
+        {"s", "{\"value\":null}", TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},          /* null */
+        {"s", "{\"value\":1,\"level\":-1}", TELEMETRY_ERROR_CODE_INVALID_ARGUMENT}, /* negative */
+        {"s", "{\"value\":1,\"kinds\":{\"a\":\"secret\"}}", TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},
+        {"s", "{\"value\":1,\"colour\":1}", TELEMETRY_ERROR_CODE_INVALID_ARGUMENT},
+        {"s", "{\"value\":", TELEMETRY_ERROR_CODE_INVALID_JSON},
+        {"s", "{\"value\":\"\xff\"}", TELEMETRY_ERROR_CODE_INVALID_UTF8},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        expect_code(telemetry_usage_set_section(client, refused[i].name, strlen(refused[i].name),
+                                                refused[i].json, strlen(refused[i].json)),
+                    refused[i].code, refused[i].json);
+    }
+    expect_code(telemetry_usage_set_section(NULL, "s", 1, minimal, strlen(minimal)),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "set_section: NULL client");
+    expect_code(telemetry_usage_set_section(client, NULL, 1, minimal, strlen(minimal)),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "set_section: NULL name");
+    expect_code(telemetry_usage_set_section(client, "\xff", 1, minimal, strlen(minimal)),
+                TELEMETRY_ERROR_CODE_INVALID_UTF8, "set_section: invalid UTF-8 name");
+    expect_code(telemetry_usage_set_section(client, "s", 1, NULL, 0),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "set_section: NULL section");
+
+    const char *app = "{\"value\":{\"mode\":\"distributed\",\"features\":3},"
+                      "\"kinds\":{\"mode\":\"safe\",\"features\":\"exact\"}}";
+    EXPECT_OK(telemetry_usage_set_app_fields(client, app, strlen(app)), "set_app_fields");
+    const char *app_refused[] = {"{\"value\":[1]}", "{\"value\":{},\"level\":1}", "{}",
+                                 "{\"value\":{},\"kinds\":{\"a\":1}}"};
+    for (size_t i = 0; i < sizeof app_refused / sizeof app_refused[0]; i++) {
+        expect_code(telemetry_usage_set_app_fields(client, app_refused[i], strlen(app_refused[i])),
+                    TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, app_refused[i]);
+    }
+    expect_code(telemetry_usage_set_app_fields(client, "{", 1), TELEMETRY_ERROR_CODE_INVALID_JSON,
+                "set_app_fields: truncated");
+    expect_code(telemetry_usage_set_app_fields(NULL, app, strlen(app)),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "set_app_fields: NULL client");
+    EXPECT_OK(telemetry_usage_set_data_dir(client, "/tmp", 4), "set_data_dir");
+    expect_code(telemetry_usage_set_data_dir(client, NULL, 4), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "set_data_dir: NULL");
+    expect_code(telemetry_usage_set_data_dir(client, "\xff", 1), TELEMETRY_ERROR_CODE_INVALID_UTF8,
+                "set_data_dir: invalid UTF-8");
+
+    char *report = usage_report(client, NULL); /* level 0: no sections, no system */
+    if (report) {
+        CHECK(strstr(report, "\"collections\"") == NULL, "a section at level 0: %s", report);
+        CHECK(strstr(report, "\"system\"") == NULL, "system at level 0: %s", report);
+        CHECK(strstr(report, "\"mode\":\"distributed\"") != NULL, "app fields: %s", report);
+        CHECK(strstr(report, "\"id\":\"0d7b2a8e-5c1f-4f4e-9a51-2f8c3b6d7e90\"") != NULL, "id: %s",
+              report);
+    }
+    telemetry_string_free(report);
+    report = usage_report(client, "{\"details_level\":2,\"anonymize\":true}");
+    if (report) {
+        CHECK(strstr(report, "\"number\":2") != NULL, "exact kept: %s", report);
+        CHECK(strstr(report, "\"distance\":\"Dot\"") != NULL, "safe kept: %s", report);
+        /* anonymize.json's hash of my_collection under this secret. */
+        CHECK(strstr(report, "\"names\":[\"80ded56ea35a1d2c\"]") != NULL, "hashed: %s", report);
+        CHECK(strstr(report, "my_collection") == NULL, "a name in clear: %s", report);
+        CHECK(strstr(report, "\"cluster\"") == NULL, "a level-4 section at 2: %s", report);
+        CHECK(strstr(report, "\"extra\":[1,2]") != NULL, "default level 2: %s", report);
+        CHECK(strstr(report, "\"system\":{") != NULL, "system at level 2: %s", report);
+    }
+    telemetry_string_free(report);
+    report = usage_report(client, "{\"details_level\":99}");
+    CHECK(report && strstr(report, "\"cluster\":{\"peers\":1}") != NULL, "level 99 means 4: %s",
+          report ? report : "");
+    telemetry_string_free(report);
+
+    bool removed = false;
+    EXPECT_OK(telemetry_usage_remove_section(client, "cluster", 7, &removed), "remove_section");
+    CHECK(removed, "cluster was there");
+    EXPECT_OK(telemetry_usage_remove_section(client, "cluster", 7, &removed), "remove again");
+    CHECK(!removed, "cluster removed twice");
+    EXPECT_OK(telemetry_usage_remove_section(client, "extra", 5, NULL), "remove, NULL out");
+    expect_code(telemetry_usage_remove_section(NULL, "x", 1, &removed),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "remove_section: NULL client");
+    expect_code(telemetry_usage_remove_section(client, NULL, 1, &removed),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "remove_section: NULL name");
+    report = usage_report(client, "{\"details_level\":4}");
+    CHECK(report && strstr(report, "\"cluster\"") == NULL && strstr(report, "\"extra\"") == NULL,
+          "removed sections still shown: %s", report ? report : "");
+    telemetry_string_free(report);
+
+    char *const sentinel = (char *)(uintptr_t)0x1;
+    char *out = sentinel;
+    size_t len = 5;
+    const char *bad_options[] = {"{\"details_level\":-1}", "{\"details_level\":\"high\"}",
+                                 "{\"level\":1}", "{\"anonymize\":1}", "[]"};
+    for (size_t i = 0; i < sizeof bad_options / sizeof bad_options[0]; i++) {
+        expect_code(
+            telemetry_usage_report(client, bad_options[i], strlen(bad_options[i]), &out, &len),
+            TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, bad_options[i]);
+    }
+    expect_code(telemetry_usage_report(client, "{", 1, &out, &len), TELEMETRY_ERROR_CODE_INVALID_JSON,
+                "report: truncated options");
+    expect_code(telemetry_usage_report(client, "{\"\xff\":1}", 7, &out, &len),
+                TELEMETRY_ERROR_CODE_INVALID_UTF8, "report: invalid UTF-8");
+    expect_code(telemetry_usage_report(NULL, NULL, 0, &out, &len), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "report: NULL client");
+    expect_code(telemetry_usage_report(client, NULL, 0, NULL, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "report: NULL out");
+    CHECK(out == sentinel && len == 5, "out-parameters written on failure");
+    telemetry_client_free(client);
+}
+
+/* One HTTP exchange with a loopback server; returns the whole answer (owned) or NULL. */
+static char *http_get(int port, const char *target) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)port);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char request[256];
+    int n = snprintf(request, sizeof request,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", target);
+    if (write(fd, request, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && len + 1 < cap && (got = read(fd, buf + len, cap - len - 1)) > 0) len += (size_t)got;
+    close(fd);
+    if (buf) buf[len] = '\0';
+    return buf;
+}
+
+static void test_usage_endpoints_and_server(void) {
+    telemetry_client_t *client = new_client(OFF);
+    telemetry_timing_family_t *q = timing_family(client, "{\"name\":\"query\"}");
+    telemetry_timing_t *t = timing_with(q, NULL);
+    EXPECT_OK(telemetry_timing_record(t, 3000000), "record");
+
+    struct {
+        const char *path, *query;
+        unsigned status;
+        const char *type, *body;
+    } cases[] = {
+        {"/telemetry", "details_level=1&anonymize=true", 200, "application/json", "\"count\":1"},
+        {"/telemetry/", NULL, 200, "application/json", "\"query\":{\"avg_duration_micros\""},
+        {"/metrics", "", 200, "text/plain; version=0.0.4; charset=utf-8",
+         "ctest_query_seconds_count 1\n"},
+        {"/telemetry", "details_level=high", 400, "application/json", "details_level"},
+        {"/telemetry", "details_level=-1", 400, "application/json", "details_level"},
+        {"/telemetry", "anonymize=maybe", 400, "application/json", "anonymize"},
+        {"/telemetry", "colour=red", 400, "application/json", "colour"},
+        {"/telemetry", "details_level=1&details_level=2", 400, "application/json", "twice"},
+        {"/metrics", "details_level=1", 400, "application/json", "details_level"},
+        {"/other", "", 404, "application/json", "not found"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint16_t status = 0;
+        char *type = NULL, *body = NULL;
+        size_t len = 0;
+        EXPECT_OK(telemetry_usage_handle(client, cases[i].path, strlen(cases[i].path), cases[i].query,
+                                         cases[i].query ? strlen(cases[i].query) : 0, &status,
+                                         &type, &body, &len),
+                  cases[i].path);
+        CHECK(status == cases[i].status, "%s?%s: status %u", cases[i].path,
+              cases[i].query ? cases[i].query : "", status);
+        CHECK(type && strcmp(type, cases[i].type) == 0, "%s: content type %s", cases[i].path,
+              type ? type : "(null)");
+        CHECK(body && strlen(body) == len && strstr(body, cases[i].body) != NULL, "%s?%s: body %s",
+              cases[i].path, cases[i].query ? cases[i].query : "", body ? body : "(null)");
+        telemetry_string_free(type);
+        telemetry_string_free(body);
+    }
+    uint16_t status = 7;
+    char *const sentinel = (char *)(uintptr_t)0x1;
+    char *type = sentinel, *body = sentinel;
+    size_t len = 3;
+    expect_code(telemetry_usage_handle(NULL, "/metrics", 8, NULL, 0, &status, &type, &body, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL client");
+    expect_code(telemetry_usage_handle(client, NULL, 8, NULL, 0, &status, &type, &body, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL path");
+    expect_code(telemetry_usage_handle(client, "/metrics", 8, NULL, 0, NULL, &type, &body, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL out_status");
+    expect_code(telemetry_usage_handle(client, "/metrics", 8, NULL, 0, &status, NULL, &body, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL out_content_type");
+    expect_code(telemetry_usage_handle(client, "/metrics", 8, NULL, 0, &status, &type, NULL, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL out_body");
+    expect_code(telemetry_usage_handle(client, "/metrics", 8, "a=\xff", 3, &status, &type, &body,
+                                       &len),
+                TELEMETRY_ERROR_CODE_INVALID_UTF8, "handle: invalid UTF-8 query");
+    expect_code(telemetry_usage_handle(client, "/metrics", 8, NULL, 9, &status, &type, &body, &len),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "handle: NULL query with a length");
+    CHECK(status == 7 && type == sentinel && body == sentinel && len == 3,
+          "out-parameters written on failure");
+
+    /* The loopback server: never beyond loopback, a port in use is refused, then real GETs. */
+    telemetry_usage_server_t *const ssentinel = (telemetry_usage_server_t *)(uintptr_t)0x1;
+    telemetry_usage_server_t *server = ssentinel;
+    const char *not_loopback[] = {"0.0.0.0:0", "192.0.2.1:9464", "example.com:80", "127.0.0.1",
+                                  "nonsense"};
+    for (size_t i = 0; i < sizeof not_loopback / sizeof not_loopback[0]; i++) {
+        expect_code(telemetry_usage_serve(client, not_loopback[i], strlen(not_loopback[i]), &server),
+                    TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, not_loopback[i]);
+    }
+    int taken = 0;
+    int fd = bound_not_listening(&taken);
+    char addr[64];
+    int n = snprintf(addr, sizeof addr, "127.0.0.1:%d", taken);
+    expect_code(telemetry_usage_serve(client, addr, (size_t)n, &server),
+                TELEMETRY_ERROR_CODE_INVALID_ARGUMENT, "serve on a port in use");
+    close(fd);
+    expect_code(telemetry_usage_serve(NULL, "127.0.0.1:0", 11, &server),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "serve: NULL client");
+    expect_code(telemetry_usage_serve(client, "127.0.0.1:0", 11, NULL),
+                TELEMETRY_ERROR_CODE_NULL_POINTER, "serve: NULL out");
+    expect_code(telemetry_usage_serve(client, NULL, 11, &server), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "serve: NULL addr");
+    CHECK(server == ssentinel, "out_server written on failure");
+
+    server = NULL;
+    EXPECT_OK(telemetry_usage_serve(client, "127.0.0.1:0", 11, &server), "serve");
+    char *url = NULL;
+    EXPECT_OK(telemetry_usage_server_url(server, &url, &len), "server_url");
+    int port = 0;
+    CHECK(url && sscanf(url, "http://127.0.0.1:%d", &port) == 1 && port > 0, "url %s",
+          url ? url : "(null)");
+    telemetry_string_free(url);
+    expect_code(telemetry_usage_server_url(NULL, &url, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "server_url: NULL server");
+    expect_code(telemetry_usage_server_url(server, NULL, NULL), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                "server_url: NULL out");
+    char *answer = http_get(port, "/metrics");
+    CHECK(answer && strncmp(answer, "HTTP/1.1 200", 12) == 0, "GET /metrics: %s",
+          answer ? answer : "(no answer)");
+    CHECK(answer && strstr(answer, "ctest_query_seconds_count 1\n") != NULL, "body: %s",
+          answer ? answer : "");
+    CHECK(answer && strstr(answer, "text/plain; version=0.0.4") != NULL, "type: %s",
+          answer ? answer : "");
+    free(answer);
+    answer = http_get(port, "/telemetry?details_level=x");
+    CHECK(answer && strncmp(answer, "HTTP/1.1 400", 12) == 0, "GET bad query: %s",
+          answer ? answer : "(no answer)");
+    free(answer);
+    telemetry_usage_server_free(server);
+    answer = http_get(port, "/metrics");
+    CHECK(answer == NULL || answer[0] == '\0', "answered after free: %s", answer);
+    free(answer);
+
+    telemetry_timing_free(t);
+    telemetry_timing_family_free(q);
+    telemetry_client_free(client);
+}
+
+#define USAGE_THREADS 8
+#define USAGE_PER_THREAD 10000
+
+struct usage_worker {
+    telemetry_timing_t *timing;
+    telemetry_timing_cell_t cell;
+    int id;
+    int errors;
+};
+
+static void *record_many(void *arg) {
+    struct usage_worker *w = arg;
+    for (int i = 0; i < USAGE_PER_THREAD; i++) {
+        if (w->id % 2 == 0) {
+            /* Through the library: 0.5 ms (first bucket) or a failure. */
+            telemetry_error_t *err = i % 4 == 3 ? telemetry_timing_record_failure(w->timing)
+                                                : telemetry_timing_record(w->timing, 500000);
+            if (err) w->errors++;
+            telemetry_error_free(err);
+        } else if (i % 4 == 3) {
+            __atomic_fetch_add(&w->cell.words[TELEMETRY_TIMING_CELL_FAIL], 1, __ATOMIC_RELAXED);
+        } else {
+            /* Through the cell view: 7 ms (third bucket). */
+            cell_record(&w->cell, 7000000, 1767225600);
+        }
+    }
+    return NULL;
+}
+
+static void test_usage_threads(void) {
+    telemetry_client_t *client = new_client(MEMORY);
+    telemetry_timing_family_t *ops = timing_family(client, "{\"name\":\"ops\"}");
+    pthread_t threads[USAGE_THREADS];
+    struct usage_worker workers[USAGE_THREADS];
+    for (int i = 0; i < USAGE_THREADS; i++) {
+        workers[i] = (struct usage_worker){timing_with(ops, NULL), {0}, i, 0};
+        EXPECT_OK(telemetry_timing_cell(workers[i].timing, &workers[i].cell), "cell");
+        CHECK(pthread_create(&threads[i], NULL, record_many, &workers[i]) == 0, "pthread_create");
+    }
+    int errors = 0;
+    for (int i = 0; i < USAGE_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        errors += workers[i].errors;
+    }
+    CHECK(errors == 0, "%d recordings failed", errors);
+    char *report = usage_report(client, "{\"details_level\":3}");
+    if (report) {
+        const long long per = USAGE_PER_THREAD / 4, half = USAGE_THREADS / 2;
+        CHECK(json_number(report, "count") == half * per * 3 * 2, "count in %s", report);
+        CHECK(json_number(report, "fail_count") == USAGE_THREADS * per, "fail_count in %s", report);
+        char want[128];
+        snprintf(want, sizeof want, "\"cumulative_counts\":[%lld,%lld,%lld,", half * per * 3,
+                 half * per * 3, half * per * 6);
+        CHECK(strstr(report, want) != NULL, "%s in %s", want, report);
+    }
+    telemetry_string_free(report);
+    for (int i = 0; i < USAGE_THREADS; i++) telemetry_timing_free(workers[i].timing);
+    telemetry_timing_family_free(ops);
+    EXPECT_OK(telemetry_client_shutdown(client, 10000), "shutdown");
+    /* Enabled: the report went home at shutdown, through the memory sink. */
+    char *json = NULL;
+    EXPECT_OK(telemetry_client_memory_events(client, &json, NULL), "memory_events");
+    CHECK(json && count_occurrences(json, "\"event\":\"usage_report\"") == 1, "usage report sent: %s",
+          json ? json : "");
+    telemetry_string_free(json);
+    telemetry_client_free(client);
+}
+
 /* Log records: telemetry_log_enable and telemetry_log_take. Runs after every other test, so
  * the records it sees are its own (keeping is off until it turns it on). */
 
@@ -614,6 +1301,12 @@ int main(void) {
     test_no_memory_sink_and_timeout();
     test_anonymize();
     test_threads();
+    test_usage_declaration_errors();
+    test_usage_label_sets_and_recording();
+    test_usage_cell_views();
+    test_usage_sections_and_report();
+    test_usage_endpoints_and_server();
+    test_usage_threads();
     test_log_take_errors_and_off_by_default();
     test_log_consent_warning();
     test_log_one_warning_per_failure_streak();

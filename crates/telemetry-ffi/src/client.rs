@@ -33,7 +33,7 @@ impl Client {
 
 /// # Safety
 /// `client` is NULL or a live pointer from `telemetry_client_new`.
-unsafe fn client_ref<'a>(client: *const Client) -> Result<&'a Client, Error> {
+pub(crate) unsafe fn client_ref<'a>(client: *const Client) -> Result<&'a Client, Error> {
     // SAFETY: as documented.
     unsafe { client.as_ref() }.ok_or_else(|| Error::new(ErrorCode::NULL_POINTER, "client is NULL"))
 }

@@ -35,7 +35,10 @@ pub enum ErrorCode {
     /// that are not an object, an unknown property kind, an empty batch key.
     INVALID_EVENT = 5,
     /// A request was JSON but its fields were wrong (e.g. a secret that is not 64 hex
-    /// characters in `telemetry_anonymize`).
+    /// characters in `telemetry_anonymize`), or usage statistics refused an argument: a
+    /// declaration (bad name, labels or bounds; a conflicting earlier declaration), a label
+    /// set of the wrong length, a section with a reserved name, an address to serve on
+    /// that is not loopback or cannot be listened on.
     INVALID_ARGUMENT = 6,
     /// A string argument was longer than `TELEMETRY_MAX_INPUT_BYTES`.
     TOO_LARGE = 7,

@@ -92,22 +92,43 @@ pub(crate) unsafe fn write_string(
     out_len: *mut usize,
 ) -> Result<(), Error> {
     let len = text.len();
-    // JSON text never holds a raw NUL (serde_json escapes control characters), so this
-    // only fails on a bug; report it instead of truncating silently.
-    let c = CString::new(text).map_err(|_| {
+    let c = c_string(text)?;
+    // SAFETY: as documented above.
+    unsafe { write_c_string(c, len, out, out_len) };
+    Ok(())
+}
+
+/// `text` as an owned C string, for calls that write several strings and must fail before
+/// writing any of them.
+pub(crate) fn c_string(text: String) -> Result<CString, Error> {
+    // JSON text never holds a raw NUL (serde_json escapes control characters), and every
+    // other text out is made from input checked for NUL, so this only fails on a bug;
+    // report it instead of truncating silently.
+    CString::new(text).map_err(|_| {
         Error::new(
             ErrorCode::PANIC,
             "output text contains a NUL byte (a bug, please report it)",
         )
-    })?;
-    // SAFETY: as documented above.
+    })
+}
+
+/// Hands an owned C string of `len` bytes (without the NUL) to C; cannot fail.
+///
+/// # Safety
+/// As for [`write_string`].
+pub(crate) unsafe fn write_c_string(
+    c: CString,
+    len: usize,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         *out = c.into_raw();
         if !out_len.is_null() {
             *out_len = len;
         }
     }
-    Ok(())
 }
 
 /// Frees a string this library returned through an out-parameter. NULL is a no-op.

@@ -8,6 +8,8 @@
 //! - Strings in are (pointer, length) UTF-8, checked; strings out are NUL-terminated, owned
 //!   by the caller once returned and freed by `telemetry_string_free`.
 //! - Config, events and results cross as JSON text, so the ABI stays small and stable.
+//! - Usage statistics (`src/usage.rs`): families and label sets as handles, recording by
+//!   handle, the report, the Prometheus text and the local endpoints.
 //! - Every entry point catches panics (`TELEMETRY_ERROR_CODE_PANIC`); nothing unwinds
 //!   into C.
 //!
@@ -29,6 +31,7 @@ mod client;
 mod error;
 mod io;
 mod log;
+mod usage;
 
 use std::ffi::{c_char, CStr};
 
@@ -39,6 +42,7 @@ pub use error::{
     telemetry_error_code, telemetry_error_free, telemetry_error_message, Error, ErrorCode,
 };
 pub use io::{telemetry_string_free, TELEMETRY_MAX_INPUT_BYTES, TELEMETRY_MAX_TIMEOUT_MS};
+pub use usage::*;
 
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

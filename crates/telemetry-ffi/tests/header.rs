@@ -69,8 +69,45 @@ fn the_header_declares_every_exported_function() {
         "telemetry_error_code",
         "telemetry_error_message",
         "telemetry_error_free",
+        "telemetry_timing_family_new",
+        "telemetry_timing_family_free",
+        "telemetry_timing_family_with",
+        "telemetry_timing_family_record",
+        "telemetry_timing_family_record_failure",
+        "telemetry_timing_free",
+        "telemetry_timing_record",
+        "telemetry_timing_record_failure",
+        "telemetry_timing_record_at",
+        "telemetry_timing_record_failure_at",
+        "telemetry_timing_snapshot",
+        "telemetry_timing_cell",
+        "telemetry_counter_family_new",
+        "telemetry_counter_family_free",
+        "telemetry_counter_family_with",
+        "telemetry_counter_family_add",
+        "telemetry_counter_free",
+        "telemetry_counter_add",
+        "telemetry_counter_value",
+        "telemetry_counter_cell",
+        "telemetry_usage_set_section",
+        "telemetry_usage_remove_section",
+        "telemetry_usage_set_app_fields",
+        "telemetry_usage_set_data_dir",
+        "telemetry_usage_report",
+        "telemetry_usage_prometheus",
+        "telemetry_usage_handle",
+        "telemetry_usage_serve",
+        "telemetry_usage_server_url",
+        "telemetry_usage_server_free",
     ] {
         assert!(header.contains(&format!("{name}(")), "{name} missing");
+    }
+    for item in [
+        "telemetry_timing_cell_t;",
+        "#define TELEMETRY_TIMING_CELL_WORDS 21",
+        "#define TELEMETRY_MAX_TIMING_BOUNDS 15",
+    ] {
+        assert!(header.contains(item), "{item} missing");
     }
     assert!(header.contains("#ifndef TELEMETRY_H"));
 }

@@ -33,9 +33,11 @@
 //! (C: until `telemetry_timing_free` / `telemetry_counter_free`); the bounds never change.
 //!
 //! **Starting the pipeline.** On an enabled client the first recording starts the
-//! worker that sends reports home. Taking a view counts as that first recording (declaring
-//! a family already does too); a process that forks and records in the child takes a new
-//! view there.
+//! worker that sends reports home; neither declaring a family nor taking a view does. A
+//! foreign recorder therefore makes its first recording in a process through the handle's
+//! own methods ([`Timing::record_at`], [`Timing::record_failure_at`], [`Counter::add`], or
+//! their C ABI forms), which start the worker if it is not running, and records through
+//! the view after that. A process that forks does the same again in the child.
 //!
 //! ```
 //! use std::sync::atomic::Ordering;
@@ -88,11 +90,10 @@ pub struct RawTimingCell {
 }
 
 impl Timing {
-    /// The view of this handle's cell for a foreign recorder (see [the contract](crate::usage::raw)); valid
-    /// while this handle, or a clone of it, lives. Counts as a recording for starting an
-    /// enabled client's worker.
+    /// The view of this handle's cell for a foreign recorder (see [the
+    /// contract](crate::usage::raw)); valid while this handle, or a clone of it, lives.
+    /// Taking it records nothing and starts nothing.
     pub fn raw_cell(&self) -> RawTimingCell {
-        self.activation.touch();
         RawTimingCell {
             words: Arc::as_ptr(&self.cell).cast::<AtomicU64>(),
             bounds: self.bounds.as_ptr(),
@@ -102,11 +103,10 @@ impl Timing {
 }
 
 impl Counter {
-    /// The address of this counter's word for a foreign recorder (see [the contract](crate::usage::raw));
-    /// valid while this handle, or a clone of it, lives. Counts as a recording for
-    /// starting an enabled client's worker.
+    /// The address of this counter's word for a foreign recorder (see [the
+    /// contract](crate::usage::raw)); valid while this handle, or a clone of it, lives.
+    /// Taking it records nothing and starts nothing.
     pub fn raw_cell(&self) -> *const AtomicU64 {
-        self.activation.touch();
         Arc::as_ptr(&self.cell)
     }
 }
