@@ -144,3 +144,18 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+DEBUG_MARK = "[telemetry debug] would send:\n"
+
+
+def debug_payloads(stderr: str) -> list[dict[str, Any]]:
+    """The event items the debug sink printed on stderr, parsed."""
+    decoder = json.JSONDecoder()
+    items = []
+    start = stderr.find(DEBUG_MARK)
+    while start >= 0:
+        item, end = decoder.raw_decode(stderr, start + len(DEBUG_MARK))
+        items.append(item)
+        start = stderr.find(DEBUG_MARK, end)
+    return items

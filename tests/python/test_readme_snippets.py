@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from conftest import ROOT, clean_env
+from conftest import ROOT, clean_env, debug_payloads
 
 # Spelled as paths from the root: tests/docs/check_readmes.py looks for them in this file
 # to know that these READMEs' Python blocks are run.
@@ -36,7 +36,6 @@ FENCE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 PYTHON = {"python", "py", "python3"}
-DEBUG_MARK = "[telemetry debug] would send:\n"
 LOST = ("dropped_queue_full", "dropped_shutdown", "dropped_failed", "queued")
 
 RUNNER = textwrap.dedent(
@@ -112,18 +111,6 @@ def run_block(code: str, tmp_path: Path) -> Run:
     )
     clients = json.loads(report.read_text()) if report.exists() else []
     return Run(result, clients, home)
-
-
-def debug_payloads(stderr: str) -> list[dict[str, Any]]:
-    """The event items the debug sink printed, parsed."""
-    decoder = json.JSONDecoder()
-    items = []
-    start = stderr.find(DEBUG_MARK)
-    while start >= 0:
-        item, end = decoder.raw_decode(stderr, start + len(DEBUG_MARK))
-        items.append(item)
-        start = stderr.find(DEBUG_MARK, end)
-    return items
 
 
 def check(run: Run, where: str) -> None:

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 use telemetry_core::anonymize::PropertyKind;
 use telemetry_core::usage::{
     endpoint, Counter, CounterFamily, ReportOptions, Section, Timing, TimingFamily, Usage,
@@ -108,12 +108,19 @@ fn labels(spec: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, PropertyKind
             out.push((name_of(&item)?, PropertyKind::Hashed));
             continue;
         }
-        let (n, k): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "each label is a name or a (name, kind) pair, not {}",
-                convert::type_name(&item)
-            ))
-        })?;
+        let pair = item
+            .cast::<PyTuple>()
+            .map(|t| t.to_list())
+            .or_else(|_| item.cast::<PyList>().cloned())
+            .ok()
+            .filter(|p| p.len() == 2)
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "each label is a name or a (name, kind) pair, not {}",
+                    convert::type_name(&item)
+                ))
+            })?;
+        let (n, k) = (pair.get_item(0)?, pair.get_item(1)?);
         let name = name_of(&n)?;
         let kind = label_kind(&name, &k)?;
         out.push((name, kind));
