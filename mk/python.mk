@@ -43,7 +43,8 @@ test-python: build python-develop ## Python: mypy --strict, stubtest, ruff, pyte
 # The abi3 wheel, built by pip from the source tree, on other Pythons than the venv's: the
 # oldest supported (3.9 takes the METH_VARARGS capture path and the pre-3.10 str access)
 # and the newest this machine has. pyenv's, as this kind of machine carries them; with
-# none, the check says it was skipped.
+# none, the check says it was skipped. Their venvs get pytest and prometheus_client (whose
+# parser reads /metrics) only: the web framework tests skip there.
 PYENV_ROOT ?= $(HOME)/.pyenv
 ABI3_PYTHONS ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9*/bin/python)) \
 	$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python)))
@@ -61,7 +62,7 @@ test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 a
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		venv=$(ABI3_DIR)/venv-$$v; \
 		test -x $$venv/bin/python || $$py -m venv $$venv; \
-		$$venv/bin/python -m pip install -q "$$(grep -E '^pytest' $(PY_REQUIREMENTS))"; \
+		$$venv/bin/python -m pip install -q $$(grep -E '^(pytest|prometheus_client)' $(PY_REQUIREMENTS)); \
 		$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(ABI3_DIR)/wheel/*.whl; \
 		echo "test-python-abi3: Python $$v"; \
 		(cd $(ABI3_DIR) && $$venv/bin/python -m pytest -q -p no:cacheprovider \
