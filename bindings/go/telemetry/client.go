@@ -29,6 +29,7 @@ import (
 type Client struct {
 	enabled bool // never changes: the hot path reads it without synchronization
 	c       *client
+	usage   Usage // Usage returns its address, which keeps the Client reachable
 }
 
 // client is the state shared with the sender goroutine. It is separate from Client so the
@@ -62,6 +63,8 @@ type client struct {
 
 	wake chan struct{}
 	quit chan struct{}
+
+	usage usageState // servers started by Usage.Serve, stopped by Close
 }
 
 // New creates a client. Consent is resolved here, from the options, the environment and
@@ -133,7 +136,7 @@ func New(opts ...Option) (*Client, error) {
 	}
 	in.buf = make([]Event, 0, in.bufferSize)
 	in.spare = make([]Event, 0, in.bufferSize)
-	c := &Client{enabled: in.enabled, c: in}
+	c := &Client{enabled: in.enabled, c: in, usage: Usage{in: in}}
 	// Long work does not belong on the finalizer goroutine: close on a goroutine of its own.
 	runtime.SetFinalizer(c, func(c *Client) { go c.c.close(c.c.shutdownTimeout) })
 	return c, nil
@@ -481,6 +484,7 @@ func (in *client) close(timeout time.Duration) error {
 	in.drain()
 	close(in.quit)
 	in.hmu.Lock()
+	in.closeServers()
 	var err error
 	if in.enabled {
 		err = cShutdown(in.h, timeout)

@@ -197,3 +197,236 @@ func cLogTake() ([]byte, error) {
 		return C.telemetry_log_take(out, n)
 	})
 }
+
+// Usage statistics (usage.go, usage_record.go).
+
+// The layout of a timing cell (telemetry_timing_cell_t; telemetry-core's usage::raw).
+const (
+	timingCellWords      = C.TELEMETRY_TIMING_CELL_WORDS
+	timingCellTotalNanos = C.TELEMETRY_TIMING_CELL_TOTAL_NANOS
+	timingCellBuckets    = C.TELEMETRY_TIMING_CELL_BUCKETS
+	timingCellMinNanos   = C.TELEMETRY_TIMING_CELL_MIN_NANOS
+	timingCellMaxNanos   = C.TELEMETRY_TIMING_CELL_MAX_NANOS
+	timingCellLastSecond = C.TELEMETRY_TIMING_CELL_LAST_SECOND
+	timingCellFail       = C.TELEMETRY_TIMING_CELL_FAIL
+	maxTimingBounds      = C.TELEMETRY_MAX_TIMING_BOUNDS
+)
+
+// timingWords is a timing cell's words, in the library's memory.
+type timingWords = [timingCellWords]uint64
+
+type (
+	timingFamilyHandle  = *C.telemetry_timing_family_t
+	timingHandle        = *C.telemetry_timing_t
+	counterFamilyHandle = *C.telemetry_counter_family_t
+	counterHandle       = *C.telemetry_counter_t
+	serverHandle        = *C.telemetry_usage_server_t
+)
+
+func cTimingFamilyNew(h handle, declaration []byte) (timingFamilyHandle, error) {
+	crossings.Add(1)
+	var f timingFamilyHandle
+	p, n := cBytes(declaration)
+	if err := fromC(C.telemetry_timing_family_new(h, p, n, &f)); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func cTimingFamilyFree(f timingFamilyHandle) {
+	crossings.Add(1)
+	C.telemetry_timing_family_free(f)
+}
+
+func cTimingFamilyWith(f timingFamilyHandle, labels []byte) (timingHandle, error) {
+	crossings.Add(1)
+	var t timingHandle
+	p, n := cBytes(labels)
+	if err := fromC(C.telemetry_timing_family_with(f, p, n, &t)); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func cTimingFamilyRecord(f timingFamilyHandle, labels []byte, nanos uint64) error {
+	crossings.Add(1)
+	p, n := cBytes(labels)
+	return fromC(C.telemetry_timing_family_record(f, p, n, C.uint64_t(nanos)))
+}
+
+func cTimingFamilyRecordFailure(f timingFamilyHandle, labels []byte) error {
+	crossings.Add(1)
+	p, n := cBytes(labels)
+	return fromC(C.telemetry_timing_family_record_failure(f, p, n))
+}
+
+func cTimingFree(t timingHandle) {
+	crossings.Add(1)
+	C.telemetry_timing_free(t)
+}
+
+func cTimingRecordAt(t timingHandle, nanos, unixSecond uint64) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_timing_record_at(t, C.uint64_t(nanos), C.uint64_t(unixSecond)))
+}
+
+func cTimingRecordFailureAt(t timingHandle, unixSecond uint64) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_timing_record_failure_at(t, C.uint64_t(unixSecond)))
+}
+
+func cTimingSnapshot(t timingHandle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_timing_snapshot(t, out, n)
+	})
+}
+
+// cTimingCell returns the timing's cell in the library's memory and a copy of its
+// family's bounds. The words stay valid until cTimingFree(t).
+func cTimingCell(t timingHandle) (*timingWords, []uint64, error) {
+	crossings.Add(1)
+	var view C.telemetry_timing_cell_t
+	if err := fromC(C.telemetry_timing_cell(t, &view)); err != nil {
+		return nil, nil, err
+	}
+	n := int(view.bounds_len)
+	if view.words == nil || n > maxTimingBounds || (n > 0 && view.bounds == nil) {
+		return nil, nil, newError(CodePanic, "the library returned an invalid timing cell")
+	}
+	bounds := make([]uint64, n)
+	if n > 0 {
+		copy(bounds, unsafe.Slice((*uint64)(unsafe.Pointer(view.bounds)), n))
+	}
+	return (*timingWords)(unsafe.Pointer(view.words)), bounds, nil
+}
+
+func cCounterFamilyNew(h handle, declaration []byte) (counterFamilyHandle, error) {
+	crossings.Add(1)
+	var f counterFamilyHandle
+	p, n := cBytes(declaration)
+	if err := fromC(C.telemetry_counter_family_new(h, p, n, &f)); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func cCounterFamilyFree(f counterFamilyHandle) {
+	crossings.Add(1)
+	C.telemetry_counter_family_free(f)
+}
+
+func cCounterFamilyWith(f counterFamilyHandle, labels []byte) (counterHandle, error) {
+	crossings.Add(1)
+	var c counterHandle
+	p, n := cBytes(labels)
+	if err := fromC(C.telemetry_counter_family_with(f, p, n, &c)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func cCounterFamilyAdd(f counterFamilyHandle, labels []byte, value uint64) error {
+	crossings.Add(1)
+	p, n := cBytes(labels)
+	return fromC(C.telemetry_counter_family_add(f, p, n, C.uint64_t(value)))
+}
+
+func cCounterFree(c counterHandle) {
+	crossings.Add(1)
+	C.telemetry_counter_free(c)
+}
+
+func cCounterAdd(c counterHandle, value uint64) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_counter_add(c, C.uint64_t(value)))
+}
+
+// cCounterCell returns the counter's word in the library's memory, valid until
+// cCounterFree(c).
+func cCounterCell(c counterHandle) (*uint64, error) {
+	crossings.Add(1)
+	var w *C.uint64_t
+	if err := fromC(C.telemetry_counter_cell(c, &w)); err != nil {
+		return nil, err
+	}
+	if w == nil {
+		return nil, newError(CodePanic, "the library returned no counter word")
+	}
+	return (*uint64)(unsafe.Pointer(w)), nil
+}
+
+func cSetSection(h handle, name string, section []byte) error {
+	crossings.Add(1)
+	np, nn := cBytes([]byte(name))
+	p, n := cBytes(section)
+	return fromC(C.telemetry_usage_set_section(h, np, nn, p, n))
+}
+
+func cRemoveSection(h handle, name string) (bool, error) {
+	crossings.Add(1)
+	var removed C.bool
+	p, n := cBytes([]byte(name))
+	err := fromC(C.telemetry_usage_remove_section(h, p, n, &removed))
+	return bool(removed), err
+}
+
+func cSetAppFields(h handle, fields []byte) error {
+	crossings.Add(1)
+	p, n := cBytes(fields)
+	return fromC(C.telemetry_usage_set_app_fields(h, p, n))
+}
+
+func cSetDataDir(h handle, dir string) error {
+	crossings.Add(1)
+	p, n := cBytes([]byte(dir))
+	return fromC(C.telemetry_usage_set_data_dir(h, p, n))
+}
+
+func cUsageReport(h handle, options []byte) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		p, l := cBytes(options)
+		return C.telemetry_usage_report(h, p, l, out, n)
+	})
+}
+
+func cUsagePrometheus(h handle, anonymize bool) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_usage_prometheus(h, C.bool(anonymize), out, n)
+	})
+}
+
+func cUsageHandle(h handle, path, query string) (int, string, []byte, error) {
+	crossings.Add(1)
+	pp, pn := cBytes([]byte(path))
+	qp, qn := cBytes([]byte(query))
+	var status C.uint16_t
+	var ctype, body *C.char
+	var n C.size_t
+	if err := fromC(C.telemetry_usage_handle(h, pp, pn, qp, qn, &status, &ctype, &body, &n)); err != nil {
+		return 0, "", nil, err
+	}
+	contentType := C.GoString(ctype)
+	C.telemetry_string_free(ctype)
+	return int(status), contentType, takeString(body, n), nil
+}
+
+func cUsageServe(h handle, addr string) (serverHandle, error) {
+	crossings.Add(1)
+	var s serverHandle
+	p, n := cBytes([]byte(addr))
+	if err := fromC(C.telemetry_usage_serve(h, p, n, &s)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func cUsageServerURL(s serverHandle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_usage_server_url(s, out, n)
+	})
+}
+
+func cUsageServerFree(s serverHandle) {
+	crossings.Add(1)
+	C.telemetry_usage_server_free(s)
+}

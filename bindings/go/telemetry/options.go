@@ -86,6 +86,9 @@ type config struct {
 	MaxRetries        *int              `json:"max_retries,omitempty"`
 	BackoffBaseMS     *int64            `json:"backoff_base_ms,omitempty"`
 	ShutdownTimeoutMS *int64            `json:"shutdown_timeout_ms,omitempty"`
+	UsageReports      *bool             `json:"usage_reports,omitempty"`
+	UsageReportDelay  *int64            `json:"usage_report_delay_ms,omitempty"`
+	UsageReportEvery  *int64            `json:"usage_report_interval_ms,omitempty"`
 	Explicit          *bool             `json:"explicit,omitempty"`
 	Args              []string          `json:"args,omitempty"`
 	ConfigDir         string            `json:"config_dir,omitempty"`
@@ -233,6 +236,23 @@ func WithBackoffBase(d time.Duration) Option {
 // 1 s).
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(c *config) { c.ShutdownTimeoutMS = millis(d); c.shutdownTimeout = d }
+}
+
+// WithUsageReports says whether an enabled client sends its usage report (Client.Usage)
+// home (default true). An opted-out client never sends it; the local report, /metrics and
+// /telemetry work either way.
+func WithUsageReports(send bool) Option { return func(c *config) { c.UsageReports = &send } }
+
+// WithUsageReportDelay is how long after the first recording an enabled client sends its
+// first usage report (default 10 s).
+func WithUsageReportDelay(d time.Duration) Option {
+	return func(c *config) { c.UsageReportDelay = millis(d) }
+}
+
+// WithUsageReportInterval is how often an enabled client sends its usage report after the
+// first (default 1 h); one more goes out at Close.
+func WithUsageReportInterval(d time.Duration) Option {
+	return func(c *config) { c.UsageReportEvery = millis(d) }
 }
 
 // WithBufferSize sets how many captured events the client holds in Go before handing them
