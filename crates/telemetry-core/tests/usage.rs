@@ -140,6 +140,12 @@ fn enabled_reports_go_home_after_the_delay_and_at_shutdown() {
         .label("status", PropertyKind::Safe)
         .build()
         .unwrap();
+    // Declaring is not recording: nothing starts, so no report comes after the delay.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        memory.events().is_empty(),
+        "a declaration started the worker"
+    );
     rest.record(&["my_collection", "200"], Duration::from_millis(3))
         .unwrap();
     client
@@ -312,6 +318,15 @@ fn bad_queries_get_a_clear_400() {
         );
     }
     assert_eq!(usage.handle("/other", "").status, 404);
+    // Label names Prometheus keeps for itself are refused at declaration.
+    for reserved in ["le", "quantile", "__name"] {
+        let err = usage
+            .timing("t")
+            .label(reserved, PropertyKind::Safe)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
     assert_eq!(usage.handle("/telemetry/", "anonymize=1").status, 200);
     // Arbitrary bytes as a query never panic.
     for q in [

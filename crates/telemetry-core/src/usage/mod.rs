@@ -439,6 +439,14 @@ fn check_name(name: &str) -> Result<(), UsageError> {
 fn check_labels(labels: &[Label]) -> Result<(), UsageError> {
     for (i, l) in labels.iter().enumerate() {
         check_name(&l.name).map_err(|e| UsageError(format!("label {}", e.0)))?;
+        // Prometheus keeps `le` for histogram buckets, `quantile` for summaries and names
+        // starting with `__` for itself.
+        if l.name == "le" || l.name == "quantile" || l.name.starts_with("__") {
+            return Err(UsageError(format!(
+                "label name {:?} is reserved by Prometheus",
+                l.name
+            )));
+        }
         if labels[..i].iter().any(|o| o.name == l.name) {
             return Err(UsageError(format!("label {:?} declared twice", l.name)));
         }
@@ -518,7 +526,6 @@ impl CounterBuilder<'_> {
             }
         };
         drop(counters);
-        shared.activation.touch();
         Ok(CounterFamily {
             data,
             activation: shared.activation.clone(),
@@ -619,7 +626,6 @@ impl TimingBuilder<'_> {
             }
         };
         drop(timings);
-        shared.activation.touch();
         Ok(TimingFamily {
             data,
             activation: shared.activation.clone(),
