@@ -899,7 +899,7 @@ impl Client {
     /// ```
     pub fn flush_outcome(&self, timeout: Duration) -> FlushOutcome {
         if let Some(p) = self.core.current() {
-            if !self.wait_for_flush(p, timeout) {
+            if !self.core.wait_for_flush(p, timeout) {
                 return FlushOutcome::TimedOut;
             }
         }
@@ -910,34 +910,6 @@ impl Client {
             0 => FlushOutcome::Delivered,
             n => FlushOutcome::Dropped(n),
         }
-    }
-
-    /// Asks the worker to flush and waits for it; false when `timeout` passed first.
-    fn wait_for_flush(&self, p: &Pipeline, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let ticket = {
-            let mut c = p.shared.lock();
-            if c.finished {
-                return true;
-            }
-            c.flush_requested += 1;
-            c.flush_requested
-        };
-        let _ = p.tx.try_send(Msg::Wake);
-        let mut c = p.shared.lock();
-        while c.flush_done < ticket && !c.finished {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            c = p
-                .shared
-                .changed
-                .wait_timeout(c, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
     }
 
     /// Flushes what can go out within `deadline`, then stops the worker. Never waits
@@ -1087,6 +1059,34 @@ impl Core {
         let p = self.pipeline.load(Ordering::Acquire);
         // SAFETY: see `capture`.
         unsafe { p.as_ref() }.filter(|p| p.generation == fork_generation())
+    }
+
+    /// Asks the worker to flush and waits for it; false when `timeout` passed first.
+    fn wait_for_flush(&self, p: &Pipeline, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let ticket = {
+            let mut c = p.shared.lock();
+            if c.finished {
+                return true;
+            }
+            c.flush_requested += 1;
+            c.flush_requested
+        };
+        let _ = p.tx.try_send(Msg::Wake);
+        let mut c = p.shared.lock();
+        while c.flush_done < ticket && !c.finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            c = p
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 }
 
