@@ -62,12 +62,28 @@ test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs too)
 	mkdir -p $(CARGO_TARGET_DIR)/go
 	rm -f $(CARGO_TARGET_DIR)/go/chromalike
 	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/chromalike ./examples/chromalike
-	@if ldd $(CARGO_TARGET_DIR)/go/chromalike | grep -q telemetry; then \
-		echo "the Go example needs a telemetry shared library at run time"; exit 1; fi
-	@echo "test-go: the example links telemetry-core statically (ldd lists no telemetry library)"
+	rm -f $(CARGO_TARGET_DIR)/go/usagelike
+	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/usagelike ./examples/usagelike
+	@for example in chromalike usagelike; do \
+		if ldd $(CARGO_TARGET_DIR)/go/$$example | grep -q telemetry; then \
+			echo "the Go example $$example needs a telemetry shared library at run time"; exit 1; fi; done
+	@echo "test-go: the examples link telemetry-core statically (ldd lists no telemetry library)"
+	# usagelike drives requests at itself on loopback and prints its own /metrics; the debug
+	# sink prints the report it would send to stderr and sends nothing.
+	mkdir -p $(CARGO_TARGET_DIR)/go/usagelike-home
+	env -i PATH="$$PATH" HOME=$(CARGO_TARGET_DIR)/go/usagelike-home \
+		$(CARGO_TARGET_DIR)/go/usagelike -listen 127.0.0.1:0 -requests 40 \
+		2>$(CARGO_TARGET_DIR)/go/usagelike.log >$(CARGO_TARGET_DIR)/go/usagelike.out
+	@grep -qF 'usagelike_rest_responses_seconds_count{route="PUT /collections/{name}/points",status="200"} 10' $(CARGO_TARGET_DIR)/go/usagelike.out && \
+		grep -qF 'usagelike_search_failures_total 5' $(CARGO_TARGET_DIR)/go/usagelike.out && \
+		grep -qF '"event": "usage_report"' $(CARGO_TARGET_DIR)/go/usagelike.log || \
+		{ echo "usagelike did not time its requests or report them:"; cat $(CARGO_TARGET_DIR)/go/usagelike.out $(CARGO_TARGET_DIR)/go/usagelike.log; exit 1; }
+	@echo "test-go: usagelike timed its own requests and served them at /metrics"
 
-bench-go: deps-go ## Go Capture on/off beside posthog-go's Enqueue and an empty-function floor
+bench-go: deps-go ## Go Capture on/off beside posthog-go and an empty function; Timing beside client_golang's Histogram
 	$(CARGO) build --release -p telemetry-ffi
 	$(check-go-target)
 	cd $(GO_DIR)/bench && $(GO) test -count=1 -run '^$$' -bench . -benchtime=2s -benchmem | tee bench.out
+	# One call into the library per recording, for comparison (needs the package's internals).
+	cd $(GO_DIR) && $(GO) test -count=1 -run '^$$' -bench '^BenchmarkUsage' -benchtime=2s -benchmem ./telemetry | tee -a bench/bench.out
 	cd $(GO_DIR)/bench && $(GO) run ./cmd/benchtable < bench.out

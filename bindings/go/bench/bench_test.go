@@ -1,6 +1,7 @@
 // Package bench measures the Go package's Capture beside posthog-go's Enqueue of the same
-// event and beside an empty function taking the same arguments, in one `go test -bench`
-// run. It is its own module so the telemetry package never depends on posthog-go.
+// event and beside an empty function taking the same arguments, and its Timing beside
+// client_golang's Histogram (usage_bench_test.go), in one `go test -bench` run. It is its
+// own module so the telemetry package never depends on posthog-go or client_golang.
 // Everything is sent to a loopback test server: nothing leaves the machine.
 package bench
 
