@@ -54,6 +54,11 @@ const (
 // one. One atomic add next to a cgo call costs nothing measurable.
 var crossings atomic.Int64
 
+// recordingCrossings counts the calls into C that record a timing or a counter, so tests
+// can prove that a handle records without one after its first recording (crossings also
+// counts the frees that finalizers make at any moment).
+var recordingCrossings atomic.Int64
+
 // handle is a live telemetry_client_t.
 type handle = *C.telemetry_client_t
 
@@ -269,16 +274,19 @@ func cTimingFree(t timingHandle) {
 // (usage_bench_test.go measures it).
 func cTimingRecord(t timingHandle, nanos uint64) error {
 	crossings.Add(1)
+	recordingCrossings.Add(1)
 	return fromC(C.telemetry_timing_record(t, C.uint64_t(nanos)))
 }
 
 func cTimingRecordAt(t timingHandle, nanos, unixSecond uint64) error {
 	crossings.Add(1)
+	recordingCrossings.Add(1)
 	return fromC(C.telemetry_timing_record_at(t, C.uint64_t(nanos), C.uint64_t(unixSecond)))
 }
 
 func cTimingRecordFailureAt(t timingHandle, unixSecond uint64) error {
 	crossings.Add(1)
+	recordingCrossings.Add(1)
 	return fromC(C.telemetry_timing_record_failure_at(t, C.uint64_t(unixSecond)))
 }
 
@@ -345,6 +353,7 @@ func cCounterFree(c counterHandle) {
 
 func cCounterAdd(c counterHandle, value uint64) error {
 	crossings.Add(1)
+	recordingCrossings.Add(1)
 	return fromC(C.telemetry_counter_add(c, C.uint64_t(value)))
 }
 

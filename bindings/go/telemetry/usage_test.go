@@ -351,13 +351,13 @@ func TestGoAndLibraryRecordingsIntoOneCellAgree(t *testing.T) {
 	if goSide.words != lib.words {
 		t.Fatal("two handles of one label set have different cells")
 	}
-	before := crossings.Load()
+	before := recordingCrossings.Load()
 	goSide.ObserveAt(500*time.Microsecond, time.Unix(1767225600, 0)) // le 1 ms
 	goSide.ObserveAt(10*time.Millisecond, time.Unix(1767225605, 0))  // on the bound: le 10 ms
 	goSide.ObserveAt(2*time.Second, time.Unix(1767225601, 0))        // +Inf only
 	goSide.FailAt(time.Unix(1767225610, 0))                          // the latest second
 	goSide.ObserveAt(-time.Second, time.Unix(1767225600, 0))         // negative: 0 ns, le 1 ms
-	if n := crossings.Load() - before; n != 0 {
+	if n := recordingCrossings.Load() - before; n != 0 {
 		t.Errorf("%d calls into C for direct recordings", n)
 	}
 	if err := cTimingRecordAt(lib.h, 3_000_000, 1767225602); err != nil { // le 10 ms
@@ -417,13 +417,13 @@ func TestUsageRecordingIsFreeOfCallsAndAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := crossings.Load()
+	before := recordingCrossings.Load()
 	h.Observe(time.Millisecond)
 	n.Inc()
-	if got := crossings.Load() - before; got != 2 {
+	if got := recordingCrossings.Load() - before; got != 2 {
 		t.Errorf("the first recordings made %d calls into C, want 1 each", got)
 	}
-	before = crossings.Load()
+	before = recordingCrossings.Load()
 	allocs := testing.AllocsPerRun(1000, func() {
 		h.Start().Stop()
 		h.Observe(time.Millisecond)
@@ -431,7 +431,7 @@ func TestUsageRecordingIsFreeOfCallsAndAllocations(t *testing.T) {
 		h.Start().End(io.EOF)
 		n.Add(3)
 	})
-	if got := crossings.Load() - before; got != 0 {
+	if got := recordingCrossings.Load() - before; got != 0 {
 		t.Errorf("%d calls into C after the first recording", got)
 	}
 	if allocs != 0 {
@@ -473,6 +473,9 @@ func TestUsageSpansAndHandleForms(t *testing.T) {
 	none.Observe(time.Second)
 	none.Fail()
 	none.Start().Stop()
+	if s, err := none.Snapshot(); err != nil || s.Count != 0 {
+		t.Errorf("a nil timing's snapshot: %+v, %v", s, err)
+	}
 	var noCounter *Counter
 	noCounter.Inc()
 	if noCounter.Value() != 0 {
