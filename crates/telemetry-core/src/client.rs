@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::consent::{self, ConsentInputs, Decision, RunMode};
 use crate::context::{self, ClientContext};
+use crate::crash::{CrashOptions, CrashReporter, ErrorReport, Limiter, Reported};
 use crate::encoded::EncodedEvent;
 use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
 use crate::event::Event;
@@ -379,6 +380,8 @@ impl ClientBuilder {
             setup: Arc::new(setup),
             queue_capacity: self.queue_capacity,
             flush_mark: AtomicU64::new(0),
+            enabled,
+            crash: OnceLock::new(),
         });
         let starter: Arc<dyn Starter> = core.clone();
         usage.shared.activation.connect(Arc::downgrade(&starter));
@@ -667,6 +670,10 @@ struct Core {
     /// Events dropped (any reason) when the last flush reported: a flush is judged on the
     /// drops that happened since.
     flush_mark: AtomicU64,
+    /// The consent decision's verdict (error reports check it).
+    enabled: bool,
+    /// Error reports' options and rate limits, fixed by the first call that needs them.
+    crash: OnceLock<(CrashOptions, Limiter)>,
 }
 
 /// What [`Client::flush_outcome`] found.
@@ -776,6 +783,51 @@ impl Client {
     /// ```
     pub fn stats(&self) -> Stats {
         self.core.counters.snapshot()
+    }
+
+    /// Reports this process's panics to this client, under its consent: installs the panic
+    /// hook once per process (chained to the one there before, so the host's own output and
+    /// behaviour stay) and registers this client. Opted out, it only chains the hook. The
+    /// first call's options stay.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// client.report_panics(telemetry_core::crash::CrashOptions::default());
+    /// let _ = std::panic::catch_unwind(|| panic!("boom"));
+    /// client.flush(std::time::Duration::from_secs(5));
+    /// let sent = client.memory().unwrap().events();
+    /// assert_eq!(sent[0]["properties"]["$exception_list"][0]["value"], "boom");
+    /// ```
+    pub fn report_panics(&self, options: CrashOptions) {
+        self.core.crash_state(options);
+        let reporter: Option<std::sync::Weak<dyn CrashReporter>> = self.enabled.then(|| {
+            let strong: Arc<dyn CrashReporter> = self.core.clone();
+            Arc::downgrade(&strong)
+        });
+        crate::crash::hook::install(reporter);
+    }
+
+    /// Queues a report of an error the host handled; never waits. False when telemetry is
+    /// off or the rate limits held it back (it is then counted and told with the next).
+    pub fn capture_error(&self, report: &ErrorReport) -> bool {
+        let report = ErrorReport {
+            handled: true,
+            ..report.clone()
+        };
+        matches!(self.core.report(&report, None), Reported::Queued { .. })
+    }
+
+    /// Reports a crash (an uncaught exception, a panic the binding caught on its way out):
+    /// the first report of a fingerprint waits up to the deadline for its delivery, so it
+    /// goes out before the process dies; repeats never wait.
+    pub fn report_crash(&self, report: &ErrorReport) -> Reported {
+        let report = ErrorReport {
+            handled: false,
+            ..report.clone()
+        };
+        self.core.report(&report, Some(Instant::now()))
     }
 
     /// This client's usage statistics: declare counters and timings, record, render the
@@ -1087,6 +1139,46 @@ impl Core {
                 .0;
         }
         true
+    }
+}
+
+impl Core {
+    fn crash_state(&self, options: CrashOptions) -> &(CrashOptions, Limiter) {
+        self.crash
+            .get_or_init(|| (options, Limiter::new(options.limits)))
+    }
+
+    /// Scrubs, rate-limits and queues `report`; with `crash_started`, a first report of its
+    /// fingerprint waits for delivery until the deadline counted from then.
+    fn report(&self, report: &ErrorReport, crash_started: Option<Instant>) -> Reported {
+        if !self.enabled {
+            return Reported::Disabled;
+        }
+        let (options, limiter) = self.crash_state(CrashOptions::default());
+        let mut scrubbed = report.scrub(&crate::crash::scrubber());
+        if scrubbed.platform.is_empty() || scrubbed.platform == "custom" {
+            scrubbed.platform = self.setup.context.runtime.clone();
+        }
+        let Some(admitted) = limiter.admit(&scrubbed.fingerprint()) else {
+            return Reported::Suppressed;
+        };
+        self.offer(Msg::Event(Box::new(scrubbed.to_event(admitted.suppressed))));
+        // A panic of our own worker must not wait for that worker.
+        let on_worker = std::thread::current().name() == Some("telemetry-worker");
+        let delivered = match crash_started {
+            Some(started) if admitted.first && !on_worker => {
+                let left = options.deadline.saturating_sub(started.elapsed());
+                Some(self.current().is_some_and(|p| self.wait_for_flush(p, left)))
+            }
+            _ => None,
+        };
+        Reported::Queued { delivered }
+    }
+}
+
+impl CrashReporter for Core {
+    fn report_crash(&self, report: &ErrorReport, started: Instant) -> Reported {
+        self.report(report, Some(started))
     }
 }
 

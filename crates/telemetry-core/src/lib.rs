@@ -6,6 +6,7 @@ pub mod batch;
 pub mod client;
 pub mod consent;
 pub mod context;
+pub mod crash;
 pub mod encoded;
 pub mod env;
 pub mod event;
