@@ -6,6 +6,7 @@
 //! | `GET` | `/api/events?event=&distinct_id=&limit=` | newest events, oldest first |
 //! | `GET` | `/api/summary` | [`Summary`](crate::Summary) |
 //! | `GET` | `/api/usage?product=` | the newest usage report of each install |
+//! | `GET` | `/api/errors?product=` | error reports grouped by fingerprint, most frequent first |
 //! | `DELETE` | `/api/instances/{distinct_id}` | `{"deleted": n}` |
 //! | `GET` | `/health` | `ok` |
 //!
@@ -45,6 +46,17 @@ pub(crate) fn handle(request: &Request, store: &Store) -> Response {
         },
         "/api/events" => match method {
             "GET" => events(request, store),
+            _ => method_not_allowed("GET"),
+        },
+        "/api/errors" => match method {
+            "GET" => {
+                let query = query_pairs(&request.query);
+                let product = query_value(&query, "product").filter(|v| !v.is_empty());
+                match store.error_groups(product) {
+                    Ok(groups) => Response::json(200, &groups),
+                    Err(e) => database_error(e),
+                }
+            }
             _ => method_not_allowed("GET"),
         },
         "/api/usage" => match method {

@@ -51,4 +51,4 @@ mod readme {}
 
 pub use error::Error;
 pub use server::{Collector, CollectorHandle};
-pub use store::{EventCounts, EventFilter, Store, StoredEvent, Summary};
+pub use store::{ErrorGroup, EventCounts, EventFilter, Store, StoredEvent, Summary};

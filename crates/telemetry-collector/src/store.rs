@@ -119,6 +119,27 @@ pub struct StoredEvent {
     pub properties: Value,
 }
 
+/// One group of error reports sharing a fingerprint, as `GET /api/errors` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorGroup {
+    /// The reports' `$exception_fingerprint` (`unknown` when a report had none).
+    pub fingerprint: String,
+    /// Reports stored.
+    pub count: u64,
+    /// Distinct installs that sent one.
+    pub installs: u64,
+    /// When the first arrived.
+    pub first_seen: String,
+    /// When the last arrived.
+    pub last_seen: String,
+    /// Product versions affected, sorted.
+    pub versions: Vec<String>,
+    /// Reports the senders' rate limits held back, as the reports told.
+    pub suppressed: u64,
+    /// The newest report's properties (scrubbed by the sender).
+    pub example: Value,
+}
+
 /// Counts for one event name in a [`Summary`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EventCounts {
@@ -295,6 +316,54 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Error reports (`$exception` events) grouped by `$exception_fingerprint`, most
+    /// frequent first: counts, installs, first and last seen, versions, and the newest
+    /// report as an example.
+    pub fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error> {
+        let sql = "SELECT json_extract(properties, '$.\"$exception_fingerprint\"') AS fp,
+                    COUNT(*) AS n, COUNT(DISTINCT distinct_id) AS installs,
+                    MIN(received_at) AS first_seen, MAX(received_at) AS last_seen,
+                    json_group_array(DISTINCT COALESCE(product_version, 'unknown')) AS versions,
+                    SUM(COALESCE(json_extract(properties, '$.\"$exception_suppressed\"'), 0)) AS suppressed,
+                    MAX(id) AS newest
+             FROM events
+             WHERE event = '$exception' AND (?1 IS NULL OR product = ?1)
+             GROUP BY fp ORDER BY n DESC, last_seen DESC";
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([product], |r| {
+            let versions: String = r.get("versions")?;
+            Ok((
+                ErrorGroup {
+                    fingerprint: r
+                        .get::<_, Option<String>>("fp")?
+                        .unwrap_or_else(|| "unknown".into()),
+                    count: r.get::<_, i64>("n")?.max(0) as u64,
+                    installs: r.get::<_, i64>("installs")?.max(0) as u64,
+                    first_seen: r.get("first_seen")?,
+                    last_seen: r.get("last_seen")?,
+                    versions: serde_json::from_str(&versions).unwrap_or_default(),
+                    suppressed: r.get::<_, Option<i64>>("suppressed")?.unwrap_or(0).max(0) as u64,
+                    example: Value::Null,
+                },
+                r.get::<_, i64>("newest")?,
+            ))
+        })?;
+        let mut groups = Vec::new();
+        for row in rows {
+            let (mut group, newest) = row?;
+            group.versions.sort();
+            let properties: String = conn.query_row(
+                "SELECT properties FROM events WHERE id = ?1",
+                [newest],
+                |r| r.get(0),
+            )?;
+            group.example = serde_json::from_str(&properties).unwrap_or(Value::String(properties));
+            groups.push(group);
+        }
+        Ok(groups)
     }
 
     /// Totals, per event name, per product, version and OS, and distinct instances.

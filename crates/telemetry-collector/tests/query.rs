@@ -226,3 +226,43 @@ fn usage_returns_the_newest_report_per_install() {
     let r = post(c.handle.addr(), "/api/usage", &json!({}));
     assert_eq!(r.status, 405);
 }
+
+/// `GET /api/errors`: `$exception` events grouped by fingerprint, most frequent first.
+#[test]
+fn errors_are_grouped_by_fingerprint() {
+    let c = start();
+    let report = |id: &str, n: u32, fp: &str, version: &str, suppressed: u64| {
+        let mut e = event("$exception", id, &uuid(8, n));
+        e["properties"] = json!({"product": "crashy", "product_version": version,
+            "$exception_fingerprint": fp, "$exception_suppressed": suppressed,
+            "$exception_list": [{"type": "panic", "value": format!("boom {n}")}]});
+        e
+    };
+    let events = vec![
+        report("inst-a", 1, "aaaa", "1.0", 0),
+        report("inst-b", 2, "aaaa", "1.1", 3),
+        report("inst-a", 3, "bbbb", "1.1", 0),
+        report("inst-c", 4, "aaaa", "1.1", 0),
+        event("collection_add", "inst-a", &uuid(8, 5)),
+    ];
+    let r = post(c.handle.addr(), "/batch/", &batch(events));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let groups = get(c.handle.addr(), "/api/errors").json();
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let a = &groups[0];
+    assert_eq!(a["fingerprint"], "aaaa");
+    assert_eq!(
+        (a["count"].as_u64(), a["installs"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(a["versions"], json!(["1.0", "1.1"]));
+    assert_eq!(a["suppressed"], 3);
+    assert_eq!(a["example"]["$exception_list"][0]["value"], "boom 4");
+    assert!(a["first_seen"].as_str().unwrap() <= a["last_seen"].as_str().unwrap());
+    assert_eq!(groups[1]["fingerprint"], "bbbb");
+    assert_eq!(
+        get(c.handle.addr(), "/api/errors?product=other").json(),
+        json!([])
+    );
+}

@@ -104,6 +104,22 @@ fn a_crashing_process_reports_before_it_dies_and_dies_as_it_would() {
     assert!(reports
         .iter()
         .any(|r| r["$exception_list"][0]["type"] == "ConfigWarning"));
+    // The collector groups them by fingerprint.
+    let text = ureq::get(format!("{url}/api/errors?product=crashapp"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let groups: Value = serde_json::from_str(&text).unwrap();
+    let group = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["fingerprint"] == crash[0]["$exception_fingerprint"])
+        .expect("the crash's group");
+    assert_eq!(group["count"], 1);
+    assert_eq!(group["versions"], serde_json::json!(["2.1.0"]));
 
     // A host hook that aborts (what `panic = "abort"` does after the hooks): SIGABRT as
     // before, and the report went out first.
