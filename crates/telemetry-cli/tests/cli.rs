@@ -229,6 +229,7 @@ fn status_of_every_profile_explains_the_decision_and_creates_nothing() {
         // What a usage report holds is listed too, for the products that send one.
         assert!(text.contains("usage report"), "{text}");
         assert!(text.contains("SSD or rotational"), "{text}");
+        assert!(text.contains("report crashes"), "{text}");
         // The command cannot see the product's code: it says so instead of "unset".
         assert!(
             text.contains("explicit setting: set by the product's code (not visible from here)"),

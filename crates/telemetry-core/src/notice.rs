@@ -62,6 +62,10 @@ pub const COLLECTED: &[&str] = &[
      (e.g. how many collections, never their contents)",
     "for those products also: the OS distribution and version, CPU cores and instruction \
      flags, the amount of RAM, and the size and type (SSD or rotational) of the data disk",
+    "for products that report crashes: the error's type, its message with e-mail and IP \
+     addresses, host names, paths, user names and secrets removed, its stack frames \
+     (function, file name without directories, line) and a fingerprint that groups the \
+     same crash",
     "the product's name and version, and this library's version",
     "the operating system's name and version, and the CPU architecture",
     "the language runtime and its version (from Python also: conda, venv, Jupyter, Colab)",
