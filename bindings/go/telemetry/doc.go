@@ -28,6 +28,16 @@
 // records to a log/slog logger: one warning per failure streak when events are dropped, an
 // info when delivery works again, and consent values that were not understood.
 //
+// Usage statistics (Qdrant's model): Client.Usage declares operation timings and counters
+// per label set and takes sections the host pushes; the core renders them as a report at a
+// details level, as Prometheus text, and at /telemetry and /metrics (Usage.Handler,
+// Usage.Serve), and an enabled client sends the anonymized report home. A handle records
+// with a few atomic additions on the core's own cell, without a call into C:
+//
+//	searches, _ := client.Usage().Timing("search", telemetry.Label("collection", telemetry.KindHashed))
+//	docs, _ := searches.With("docs")
+//	defer docs.Start().Stop()
+//
 // Building: the package links target/release/libtelemetry_ffi.a from the repository root
 // (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
 // debug build instead, as `make test` does.

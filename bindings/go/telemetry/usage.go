@@ -76,8 +76,9 @@ type declaration struct {
 func Help(text string) FamilyOption { return func(d *declaration) { d.Help = text } }
 
 // Label adds a label, in order; kind says how its values are anonymized in the report
-// sent home and in anonymized renderings (KindSafe: as is; KindHashed, the default for
-// strings: a keyed hash). At most 8 labels.
+// sent home and in anonymized renderings (KindSafe: as is, for route templates, statuses
+// and other values of the code's own; KindHashed: a keyed hash, for names users chose).
+// At most 8 labels.
 func Label(name string, kind Kind) FamilyOption {
 	return func(d *declaration) { d.Labels = append(d.Labels, [2]string{name, string(kind)}) }
 }
