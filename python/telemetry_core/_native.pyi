@@ -497,7 +497,8 @@ class UsageServer:
         """Whether ``close()`` was called."""
 
     def close(self) -> None:
-        """Stops serving (idempotent); returns once the thread has stopped."""
+        """Stops serving (idempotent); returns once the serving thread has stopped, so
+        nothing is answered after it (the port itself closes a moment later)."""
 
     def __enter__(self) -> UsageServer: ...
     def __exit__(self, exc_type: object, exc: object, traceback: object, /) -> bool:

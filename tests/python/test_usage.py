@@ -549,6 +549,7 @@ def test_two_clients_keep_their_own_numbers() -> None:
 def test_64_threads_on_one_key_give_exact_counts_and_buckets() -> None:
     usage = local_client().usage
     rest = usage.timing("rest", labels={"route": "safe"})
+    blocks = usage.timing("blocks")
     points = usage.counter("points")
     threads, per_thread = 64, 400
     start = threading.Barrier(threads)
@@ -557,7 +558,7 @@ def test_64_threads_on_one_key_give_exact_counts_and_buckets() -> None:
         timing = rest.labels("GET /a")  # every thread: the same label set
         start.wait(30)
         for i in range(per_thread):
-            # 0.5 ms (first bucket), 7 ms (third), failures, and timed blocks, in a fixed mix.
+            # 0.5 ms (first bucket), 7 ms (third), failures and timed blocks, in a fixed mix.
             kind = i % 4
             if kind == 0:
                 timing.record(0.0005)
@@ -566,7 +567,9 @@ def test_64_threads_on_one_key_give_exact_counts_and_buckets() -> None:
             elif kind == 2:
                 timing.record_failure()
             else:
-                with timing:
+                # One handle for all: how long a block takes depends on the GIL's switches,
+                # so only its count is known.
+                with blocks:
                     pass
             points.inc(2)
 
@@ -576,16 +579,20 @@ def test_64_threads_on_one_key_give_exact_counts_and_buckets() -> None:
     for w in workers:
         w.join(60)
     quarter = threads * per_thread // 4
-    op = usage.report(details_level=3)["operations"]["rest"]
-    assert (op["count"], op["fail_count"]) == (3 * quarter, quarter)
+    report = usage.report(details_level=3)
+    op = report["operations"]["rest"]
+    assert (op["count"], op["fail_count"]) == (2 * quarter, quarter)
     cumulative = op["duration_histogram"]["cumulative_counts"]
-    # The timed blocks take well under 1 ms: le 1 ms holds them and the 0.5 ms ones.
-    assert cumulative[0] == 2 * quarter
-    assert cumulative[1] == 2 * quarter  # le 5 ms
-    assert cumulative[2] == 3 * quarter  # le 10 ms: the 7 ms ones too
-    assert cumulative[-1] == 3 * quarter
-    assert op["by_labels"][0]["count"] == 3 * quarter
-    assert usage.report()["counters"]["points"]["total"] == threads * per_thread * 2
+    assert cumulative[0] == quarter  # le 1 ms: the 0.5 ms ones
+    assert cumulative[1] == quarter  # le 5 ms
+    assert cumulative[2] == 2 * quarter  # le 10 ms: the 7 ms ones too
+    assert cumulative[-1] == 2 * quarter
+    assert op["total_duration_micros"] == pytest.approx(quarter * 7500)
+    assert op["by_labels"][0]["count"] == 2 * quarter
+    timed = report["operations"]["blocks"]
+    assert (timed["count"], timed["fail_count"]) == (quarter, 0)
+    assert timed["duration_histogram"]["cumulative_counts"][-1] == quarter
+    assert report["counters"]["points"]["total"] == threads * per_thread * 2
 
 
 # -- consent -----------------------------------------------------------------------------

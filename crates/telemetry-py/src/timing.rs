@@ -160,8 +160,9 @@ pub(crate) fn decorate<'py>(
 #[pyclass(frozen, module = "telemetry_core._native", name = "Timing")]
 pub struct PyTiming {
     pub(crate) timing: Timing,
-    pub(crate) family: String,
-    pub(crate) values: Vec<String>,
+    pub(crate) family: std::sync::Arc<str>,
+    /// Exact strs only: nothing a cycle could run through.
+    pub(crate) values: Py<PyTuple>,
     pub(crate) bounds: std::sync::Arc<[f64]>,
 }
 
@@ -276,17 +277,17 @@ impl PyTiming {
 
     /// The label values of this handle, in the family's label order.
     #[getter]
-    fn label_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.values)
+    fn label_values<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        self.values.bind(py).clone()
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         let s = self.timing.snapshot();
-        let values: Vec<String> = self.values.iter().map(|v| format!("{v:?}")).collect();
+        let values = self.values.bind(py);
         let labels = if values.is_empty() {
             String::new()
         } else {
-            format!("({})", values.join(", "))
+            format!("({})", crate::usage::show_values(values))
         };
         format!(
             "<Timing {}{labels} count={} fail_count={}>",

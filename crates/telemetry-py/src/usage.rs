@@ -14,7 +14,6 @@
 //! print(usage.prometheus())
 //! ```
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +21,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 use telemetry_core::anonymize::PropertyKind;
 use telemetry_core::usage::{
@@ -128,13 +128,40 @@ fn labels(spec: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, PropertyKind
     Ok(out)
 }
 
-/// A label value: a str, or an int (a status code) written in decimal.
-fn label_value<'a>(v: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+/// Most labels a family may have (the core refuses more): the values of a recording are
+/// handed to the core from the stack up to this many.
+const MAX_LABELS: usize = 8;
+
+/// Ints below this have their decimal strs made once (HTTP status codes are the usual
+/// int labels).
+const SMALL_INTS: i64 = 1000;
+
+/// A label value as an exact str: a str as it is (a subclass, such as a `StrEnum`, by its
+/// text, as event properties are taken), an int (a status code, an `IntEnum`) in decimal.
+fn label_str<'py>(v: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
+    let py = v.py();
+    if let Ok(s) = v.cast_exact::<PyString>() {
+        return Ok(s.clone());
+    }
     if let Ok(s) = v.cast::<PyString>() {
-        return convert::as_str(s).map(Cow::Borrowed);
+        return Ok(PyString::new(py, convert::as_str(s)?));
     }
     if v.is_instance_of::<PyInt>() && !v.is_instance_of::<PyBool>() {
-        return Ok(Cow::Owned(v.str()?.to_string()));
+        return Ok(match v.extract::<i64>() {
+            // Status codes, mostly: their strs are made once.
+            Ok(n @ 0..SMALL_INTS) => {
+                static SMALL: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+                let small = SMALL.get_or_init(py, || {
+                    (0..SMALL_INTS)
+                        .map(|n| PyString::new(py, &n.to_string()).unbind())
+                        .collect()
+                });
+                small[n as usize].bind(py).clone()
+            }
+            Ok(n) => PyString::new(py, &n.to_string()),
+            // Beyond 64 bits, Python's own decimal form of the plain int.
+            Err(_) => py.get_type::<PyInt>().call1((v,))?.str()?,
+        });
     }
     Err(PyTypeError::new_err(format!(
         "label values must be str or int, not {}",
@@ -142,19 +169,24 @@ fn label_value<'a>(v: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     )))
 }
 
-/// The label values of a `labels(...)` call, in the family's order: positional, or by
-/// name (not both). Their number is the core's to check.
-fn label_values(
+/// The label values of a `labels(...)` call as a tuple of exact strs, in the family's
+/// order: by position, or by name (not both). For the common call, positional strs, it is
+/// the call's own tuple. Their number is the core's to check.
+fn label_tuple<'py>(
     names: &[String],
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Vec<String>> {
-    let named = kwargs.filter(|k| !k.is_empty());
-    match named {
-        None => args
-            .iter()
-            .map(|v| label_value(&v).map(Cow::into_owned))
-            .collect(),
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let py = args.py();
+    match kwargs.filter(|k| !k.is_empty()) {
+        None if args.iter().all(|v| v.is_exact_instance_of::<PyString>()) => Ok(args.clone()),
+        None => {
+            let values = args
+                .iter()
+                .map(|v| label_str(&v))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, values)
+        }
         Some(_) if !args.is_empty() => Err(PyTypeError::new_err(
             "labels() takes the values either by position or by name, not both",
         )),
@@ -168,19 +200,54 @@ fn label_values(
                     )));
                 }
             }
-            names
+            let values = names
                 .iter()
                 .map(|n| match named.get_item(n)? {
-                    Some(v) => label_value(&v).map(Cow::into_owned),
+                    Some(v) => label_str(&v),
                     None => Err(UsageError::new_err(format!("label {n:?} has no value"))),
                 })
-                .collect()
+                .collect::<PyResult<Vec<_>>>()?;
+            PyTuple::new(py, values)
         }
     }
 }
 
-fn as_refs(values: &[String]) -> Vec<&str> {
-    values.iter().map(String::as_str).collect()
+/// Calls `f` with the strs of `values` (made by [`label_tuple`]) read in place.
+fn with_strs<R>(values: &Bound<'_, PyTuple>, f: impl FnOnce(&[&str]) -> R) -> PyResult<R> {
+    let n = values.len();
+    if n > MAX_LABELS {
+        // More than any family has: the core says so.
+        let items: Vec<Bound<'_, PyString>> = values
+            .iter()
+            .map(|v| v.cast_into::<PyString>().map_err(PyErr::from))
+            .collect::<PyResult<_>>()?;
+        let refs = items
+            .iter()
+            .map(convert::as_str)
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(f(&refs));
+    }
+    let mut items: [Option<Bound<'_, PyString>>; MAX_LABELS] = Default::default();
+    for (slot, v) in items.iter_mut().zip(values.iter()) {
+        *slot = Some(v.cast_into::<PyString>()?);
+    }
+    let mut refs: [&str; MAX_LABELS] = [""; MAX_LABELS];
+    for (r, item) in refs.iter_mut().zip(items.iter().flatten()) {
+        *r = convert::as_str(item)?;
+    }
+    Ok(f(&refs[..n]))
+}
+
+/// `("a", "b")`, as reprs show label values.
+pub(crate) fn show_values(values: &Bound<'_, PyTuple>) -> String {
+    let shown: Vec<String> = values
+        .iter()
+        .map(|v| match v.cast::<PyString>() {
+            Ok(s) => format!("{:?}", convert::as_str(s).unwrap_or("?")),
+            Err(_) => "?".to_string(),
+        })
+        .collect();
+    shown.join(", ")
 }
 
 fn count(n: &Bound<'_, PyAny>) -> PyResult<u64> {
@@ -260,6 +327,7 @@ impl PyUsage {
     #[pyo3(signature = (name, *, labels=None, help="", bounds=None, max_keys=1024))]
     fn timing(
         &self,
+        py: Python<'_>,
         name: &str,
         labels: Option<&Bound<'_, PyAny>>,
         help: &str,
@@ -291,14 +359,14 @@ impl PyUsage {
             .with(&[])
             .map(|t| PyTiming {
                 timing: t,
-                family: name.to_string(),
-                values: Vec::new(),
+                family: name.into(),
+                values: PyTuple::empty(py).unbind(),
                 bounds: bounds.clone(),
             })
             .map_err(|e| e.0);
         Ok(PyTimingFamily {
             family,
-            name: name.to_string(),
+            name: name.into(),
             label_names,
             bounds,
             unlabeled,
@@ -324,7 +392,7 @@ impl PyUsage {
         let unlabeled = family.with(&[]).map_err(|e| e.0);
         Ok(PyCounterFamily {
             family,
-            name: name.to_string(),
+            name: name.into(),
             label_names: declared.into_iter().map(|(n, _)| n).collect(),
             unlabeled,
         })
@@ -478,7 +546,7 @@ fn level(value: i64, what: &str) -> PyResult<u8> {
 #[pyclass(frozen, module = "telemetry_core._native", name = "TimingFamily")]
 pub struct PyTimingFamily {
     family: TimingFamily,
-    name: String,
+    name: Arc<str>,
     label_names: Vec<String>,
     bounds: Arc<[f64]>,
     /// The handle of a family without labels; for one with labels, the core's reason why
@@ -493,12 +561,12 @@ impl PyTimingFamily {
             .map_err(|e| UsageError::new_err(format!("{e}: use {}.labels(...)", self.name)))
     }
 
-    fn handle(&self, values: Vec<String>) -> PyResult<PyTiming> {
-        let timing: Timing = self.family.with(&as_refs(&values)).map_err(usage_error)?;
+    fn handle(&self, values: Bound<'_, PyTuple>) -> PyResult<PyTiming> {
+        let timing: Timing = with_strs(&values, |v| self.family.with(v))?.map_err(usage_error)?;
         Ok(PyTiming {
             timing,
             family: self.name.clone(),
-            values,
+            values: values.unbind(),
             bounds: self.bounds.clone(),
         })
     }
@@ -515,7 +583,7 @@ impl PyTimingFamily {
         values: &Bound<'_, PyTuple>,
         named: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyTiming> {
-        self.handle(label_values(&self.label_names, values, named)?)
+        self.handle(label_tuple(&self.label_names, values, named)?)
     }
 
     /// The family's name.
@@ -564,7 +632,7 @@ impl PyTimingFamily {
             PyTiming {
                 timing: handle.timing.clone(),
                 family: handle.family.clone(),
-                values: Vec::new(),
+                values: PyTuple::empty(func.py()).unbind(),
                 bounds: handle.bounds.clone(),
             },
         )?;
@@ -619,7 +687,7 @@ impl PyTimingFamily {
 #[pyclass(frozen, module = "telemetry_core._native", name = "CounterFamily")]
 pub struct PyCounterFamily {
     family: CounterFamily,
-    name: String,
+    name: Arc<str>,
     label_names: Vec<String>,
     unlabeled: Result<Counter, String>,
 }
@@ -641,12 +709,12 @@ impl PyCounterFamily {
         values: &Bound<'_, PyTuple>,
         named: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyCounter> {
-        let values = label_values(&self.label_names, values, named)?;
-        let counter = self.family.with(&as_refs(&values)).map_err(usage_error)?;
+        let values = label_tuple(&self.label_names, values, named)?;
+        let counter = with_strs(&values, |v| self.family.with(v))?.map_err(usage_error)?;
         Ok(PyCounter {
             counter,
             family: self.name.clone(),
-            values,
+            values: values.unbind(),
         })
     }
 
@@ -689,8 +757,9 @@ impl PyCounterFamily {
 #[pyclass(frozen, module = "telemetry_core._native", name = "Counter")]
 pub struct PyCounter {
     counter: Counter,
-    family: String,
-    values: Vec<String>,
+    family: Arc<str>,
+    /// Exact strs only: nothing a cycle could run through.
+    values: Py<PyTuple>,
 }
 
 #[pymethods]
@@ -711,16 +780,15 @@ impl PyCounter {
 
     /// The label values of this counter, in the family's label order.
     #[getter]
-    fn label_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.values)
+    fn label_values<'py>(&self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        self.values.bind(py).clone()
     }
 
-    fn __repr__(&self) -> String {
-        let values: Vec<String> = self.values.iter().map(|v| format!("{v:?}")).collect();
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "<Counter {}({}) value={}>",
             self.family,
-            values.join(", "),
+            show_values(self.values.bind(py)),
             self.counter.get()
         )
     }
@@ -792,7 +860,8 @@ fn stop(py: Python<'_>, server: telemetry_core::usage::UsageServer, pid: u32) {
 
 #[pymethods]
 impl PyUsageServer {
-    /// Stops serving (idempotent); returns once the thread has stopped.
+    /// Stops serving (idempotent); returns once the serving thread has stopped, so
+    /// nothing is answered after it (the port itself closes a moment later).
     fn close(&self, py: Python<'_>) {
         if let Some(server) = self.take() {
             stop(py, server, self.pid);
