@@ -62,7 +62,8 @@ test: deps lint $(TEST_TARGETS) ## Every test of every language
 bench: deps $(BENCH_TARGETS) ## Benchmarks, each figure beside its floor measured in the same run
 
 bench-core:
-	$(CARGO) bench -p telemetry-core --bench capture --bench delivery --bench usage
+	$(CARGO) build --release -p telemetry-core --examples
+	$(CARGO) bench -p telemetry-core --bench capture --bench delivery --bench usage --bench crash
 
 clean: ## Remove build outputs
 	rm -rf $(CARGO_TARGET_DIR) .demo .venv

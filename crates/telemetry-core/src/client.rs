@@ -382,6 +382,7 @@ impl ClientBuilder {
             flush_mark: AtomicU64::new(0),
             enabled,
             crash: OnceLock::new(),
+            crash_started: Mutex::new(None),
         });
         let starter: Arc<dyn Starter> = core.clone();
         usage.shared.activation.connect(Arc::downgrade(&starter));
@@ -674,6 +675,9 @@ struct Core {
     enabled: bool,
     /// Error reports' options and rate limits, fixed by the first call that needs them.
     crash: OnceLock<(CrashOptions, Limiter)>,
+    /// When the last crash report that waits began: its deadline also bounds a shutdown
+    /// during the same crash.
+    crash_started: Mutex<Option<Instant>>,
 }
 
 /// What [`Client::flush_outcome`] found.
@@ -1022,7 +1026,13 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.shutdown(self.shutdown_deadline);
+        // Dropped while a crash unwinds the thread: the crash report already had its
+        // deadline, and a dying process must not wait a second time.
+        let deadline = match self.core.crash_window_left() {
+            Some(left) if std::thread::panicking() => left.min(self.shutdown_deadline),
+            _ => self.shutdown_deadline,
+        };
+        self.shutdown(deadline);
     }
 }
 
@@ -1143,6 +1153,16 @@ impl Core {
 }
 
 impl Core {
+    /// What is left of the deadline of the crash being reported, if one is.
+    fn crash_window_left(&self) -> Option<Duration> {
+        let started = (*self.crash_started.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let deadline = self
+            .crash
+            .get()
+            .map_or(CrashOptions::default().deadline, |c| c.0.deadline);
+        Some(deadline.saturating_sub(started.elapsed()))
+    }
+
     fn crash_state(&self, options: CrashOptions) -> &(CrashOptions, Limiter) {
         self.crash
             .get_or_init(|| (options, Limiter::new(options.limits)))
@@ -1165,6 +1185,9 @@ impl Core {
         self.offer(Msg::Event(Box::new(scrubbed.to_event(admitted.suppressed))));
         // A panic of our own worker must not wait for that worker.
         let on_worker = std::thread::current().name() == Some("telemetry-worker");
+        if let Some(started) = crash_started {
+            *self.crash_started.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        }
         let delivered = match crash_started {
             Some(started) if admitted.first && !on_worker => {
                 let left = options.deadline.saturating_sub(started.elapsed());

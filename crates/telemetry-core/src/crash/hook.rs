@@ -63,6 +63,9 @@ fn message(info: &std::panic::PanicHookInfo<'_>) -> String {
 }
 
 fn report(info: &std::panic::PanicHookInfo<'_>) {
+    // The deadline counts from here: capturing and symbolizing the backtrace is part of
+    // what a crashing process waits for.
+    let started = Instant::now();
     let reporters: Vec<Arc<dyn CrashReporter>> = {
         let list = clients().lock().unwrap_or_else(|p| p.into_inner());
         list.iter().filter_map(Weak::upgrade).collect()
@@ -85,7 +88,6 @@ fn report(info: &std::panic::PanicHookInfo<'_>) {
         .platform("rust");
     report.frames = frames;
     // One deadline for all clients: several clients must not multiply the wait.
-    let started = Instant::now();
     for r in &reporters {
         r.report_crash(&report, started);
     }
