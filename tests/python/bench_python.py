@@ -400,7 +400,7 @@ def main() -> None:
     timing_rows, prometheus_version = usage_rows()
     print(f"\nusage statistics: telemetry_core vs prometheus_client {prometheus_version}")
     header = ("what", "ours", "prometheus_client", "floor", "ours/floor", "prom/ours", "target")
-    widths = [34, 12, 18, 12, 11, 10, 22]
+    widths = [34, 12, 18, 12, 11, 10, 24]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for what, ours, theirs, floor_ in timing_rows:
         cells = (

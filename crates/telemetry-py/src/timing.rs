@@ -3,8 +3,7 @@
 //! function) and `TimingSnapshot`.
 //!
 //! The hot path is `with timing:`. `__enter__` and `__exit__` are native methods that read
-//! the monotonic clock here and record into the core's atomics: no Python frame, no
-//! allocation, no lock. One handle is commonly shared by many threads and tasks (a module
+//! the monotonic clock here and record into the core's atomics: no Python frame, no lock. One handle is commonly shared by many threads and tasks (a module
 //! global timing a request handler), so the start of each block cannot live in the handle.
 //! It lives in a per-thread list of open blocks, each keyed by the handle and by the Python
 //! frame running the `with` statement (`PyEval_GetFrame`, in the stable ABI). A frame is the
