@@ -381,6 +381,15 @@ fn the_loopback_server_serves_both_endpoints() {
         .call()
         .unwrap();
     assert_eq!(bad.status(), 400);
+    let post = agent
+        .post(format!("{}/metrics", server.url()))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send("")
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers().get("allow").unwrap(), "GET, HEAD");
     for addr in ["0.0.0.0:0", "192.0.2.1:9464", "example.com:80", "nonsense"] {
         assert!(usage.serve(addr).is_err(), "{addr}");
     }

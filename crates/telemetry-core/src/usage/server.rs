@@ -27,6 +27,8 @@ pub struct UsageServer {
     server: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The process generation that started it (see `fork_generation`).
+    generation: u64,
 }
 
 /// Parses `addr` and checks that it is loopback; `localhost:PORT` means 127.0.0.1 (no
@@ -82,6 +84,7 @@ impl UsageServer {
             server,
             stop,
             thread: Some(thread),
+            generation: crate::client::fork_generation(),
         })
     }
 
@@ -104,18 +107,18 @@ fn serve(usage: &Usage, server: &tiny_http::Server, stop: &AtomicBool) {
             Err(_) => break,
         };
         let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
-        let answer = match request.method() {
-            tiny_http::Method::Get | tiny_http::Method::Head => usage.handle(path, query),
-            _ => super::endpoint::Response {
-                status: 405,
-                content_type: "application/json",
-                body: r#"{"error":"only GET is served"}"#.into(),
-            },
-        };
+        let method = request.method().as_str().to_string();
+        let answer = super::endpoint::handle_method(usage, &method, path, query);
         let mut response =
             tiny_http::Response::from_string(answer.body).with_status_code(answer.status);
         if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", answer.content_type) {
             response = response.with_header(h);
+        }
+        if answer.status == 405 {
+            if let Ok(h) = tiny_http::Header::from_bytes("Allow", super::endpoint::ALLOWED_METHODS)
+            {
+                response = response.with_header(h);
+            }
         }
         // A client that went away is its own problem, never the host's.
         let _ = request.respond(response);
@@ -124,6 +127,16 @@ fn serve(usage: &Usage, server: &tiny_http::Server, stop: &AtomicBool) {
 
 impl Drop for UsageServer {
     fn drop(&mut self) {
+        // In a forked child the server's threads do not exist: nothing to stop or join,
+        // and the parent's listener is left alone.
+        if self.generation != crate::client::fork_generation() {
+            if let Some(t) = self.thread.take() {
+                std::mem::forget(t);
+            }
+            // The server's own drop would wait for its accept thread, which is not here.
+            std::mem::forget(Arc::clone(&self.server));
+            return;
+        }
         self.stop.store(true, Ordering::Release);
         self.server.unblock();
         if let Some(t) = self.thread.take() {
