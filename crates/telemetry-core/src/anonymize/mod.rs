@@ -46,9 +46,6 @@ use sha2::Sha256;
 
 use crate::env::Environment;
 
-mod fields;
-mod hosts;
-mod secrets;
 mod text;
 
 use text::NamePattern;

@@ -7,7 +7,6 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-use super::{fields, hosts, secrets};
 use super::{Anonymizer, LocalNames, MAX_TEXT_BYTES, TRUNCATION_MARKER};
 
 /// One regex matching the user and host names, longest first, so that a host name that
@@ -20,69 +19,17 @@ pub(super) struct NamePattern {
 }
 
 impl Anonymizer {
-    /// Replaces what free text (error messages, stack traces) must not carry: addresses,
-    /// names of hosts and people, secrets, and the directories of paths. Code stays: exception
-    /// types, function and module names, file names and places in files.
+    /// Replaces e-mails, IPs, URLs, home dirs, user and host names; paths keep the file name.
     ///
-    /// Placeholders, none of which any rule matches again, so scrubbing scrubbed text
-    /// changes nothing:
+    /// Placeholders: `<url>`, `<email>`, `<ip>` (IPv4 and IPv6, with a CIDR suffix or zone if
+    /// present), `~` for a home directory on its own, `<user>`, `<host>`. An absolute path
+    /// (`/a/b/c.py`, `~/x.rs`, `C:\a\c.txt`, `\\server\share\f`) becomes its last component,
+    /// which is scrubbed in turn (`/var/log/10.0.0.1.log` gives `<ip>.log`). Input longer than
+    /// [`MAX_TEXT_BYTES`] is cut first and marked with [`TRUNCATION_MARKER`].
     ///
-    /// - `<url>`: anything with a scheme (`https://...`, `postgres://user:pass@host/db`), and
-    ///   scp-style remotes (`git@github.com:team/repo.git`, `alice@db01:/backups`).
-    /// - `<secret>`, for the value only (the key stays):
-    ///   - PEM blocks (`-----BEGIN ... PRIVATE KEY-----` to their end line);
-    ///   - `Authorization` values after their scheme (`Bearer <secret>`, `Basic <secret>`),
-    ///     `Cookie` and `Set-Cookie` values, and a credential after `Bearer` or `Basic`
-    ///     anywhere;
-    ///   - values of keys whose last word names a secret (password, passwd, passphrase,
-    ///     pwd, pass, pw, secret, token, api key, access key, private key, credentials,
-    ///     session id, ...: `PGPASSWORD`, `client_secret`, `X-Api-Key`, `password_1`) in the
-    ///     forms `k=v`, `k: v`, `"k": "v"`, `'k': 'v'`, a query string (`?token=...&`), a DSN
-    ///     (`user=app password=x host=db`), a flag (`--password x`, `'--password', 'x'`) and
-    ///     SQL (`PASSWORD 'x'`); `None`, `null`, `YES` and masks such as `***` stay;
-    ///   - tokens with a vendor's prefix (GitHub `ghp_`, `github_pat_`, GitLab `glpat-`,
-    ///     Slack `xoxb-`, AWS `AKIA`/`ASIA`, Google `AIza`, Stripe `sk_live_`, OpenAI-style
-    ///     `sk-`, npm `npm_`, Hugging Face `hf_`, PostHog `phc_`/`phx_`, and more), JWTs;
-    ///   - runs of base64 characters shaped like random data: 32 hex digits or more, or 20
-    ///     characters or more mixing both letter cases and digits in short camel-case words
-    ///     (average under 3 characters, where identifiers have 4 and more), or 32 or more of
-    ///     one case with digits. UUIDs stay.
-    /// - `<email>`, `<ip>` (IPv4 and IPv6, with a CIDR suffix or zone if present).
-    /// - `<host>`: host and domain names. A dotted name whose last label is a known file
-    ///   extension is a file, with or without `:line[:col]` (`main.rs:10:5`, `app.py`,
-    ///   `install.sh`): a file named after a host keeps only its extension
-    ///   (`api.example.com.log` gives `<host>.log`). Otherwise a dotted name is a host when
-    ///   its last label is a curated top-level domain (`com`, `net`, `org`, `de`, ...) or a
-    ///   private suffix (`internal`, `local`, `lan`, `corp`, `svc`, `consul`, `arpa`) with
-    ///   two labels or more, or a top-level domain that is also a code word (`io`, `ai`,
-    ///   `app`, `dev`, `info`, most country codes) with three or more; any name is a host
-    ///   before a port (`db.prod:5432`, `redis-node-3:6379`, `kafka-0:9092`) if it has a
-    ///   digit, a hyphen or an underscore, or the port is a well-known one (`redis:6379`).
-    ///   Names with a camel-case label (`HTTPAdapter`), with an underscore when dotted
-    ///   (`self.conn_pool`), starting with `self`/`cls`/`this`, called (`logger.info(`), made
-    ///   of numbers only (versions), `localhost`, and public module hosts starting a Go
-    ///   import path (`github.com/lib/pq.(*conn).recv`) are not hosts. Also hosts: values of
-    ///   `host=`, `hostname:`, `Server=`, `Data Source=`, and names after `host "..."`,
-    ///   `host name "..."`, `server at "..."`, `resolve '...'`, Go's `lookup <name> on`,
-    ///   curl's `resolve host:`, Node's `ENOTFOUND`. Ports stay.
-    /// - `<user>`: values of `user=`, `username:`, `Uid=`, `PGUSER=`, names after
-    ///   `user "..."` and `role "..."`, the directory below `home/` or `Users/` in a relative
-    ///   path, and this machine's user name; `root` stays.
-    /// - `~`: a home directory on its own (`/home/bob`, `/Users/carol`, `C:\Users\dave`,
-    ///   `~alice`, any `.../home/<name>` or `.../Users/<name>`).
-    /// - An absolute path (`/a/b/c.py`, `~/x.rs`, `~alice/x.rs`, `C:\a\c.txt`,
-    ///   `\\?\C:\a\c.txt`, `\\server\share\f`) becomes its last component, which is
-    ///   scrubbed in turn (`/var/log/10.0.0.1.log` gives `<ip>.log`). A quoted path may
-    ///   contain spaces up to its closing quote (`'/Users/Ada Lovelace'`).
-    ///
-    /// Input longer than [`MAX_TEXT_BYTES`] is cut first and marked with
-    /// [`TRUNCATION_MARKER`].
-    ///
-    /// Every rule finds its matches in the original text, in priority order (PEM blocks,
-    /// URLs, authorization headers, secret keys, IPv6, home and paths, vendor tokens and JWTs,
-    /// e-mails, host names, IPv4, host and user keys, user directories, random-looking runs);
-    /// a match that overlaps an earlier rule's match is dropped, and this machine's user and
-    /// host names are replaced only in the text between matches. So a placeholder is never
+    /// Every rule finds its matches in the original text, in priority order (URLs, IPv6,
+    /// paths, e-mails, IPv4); a match that overlaps an earlier rule's match is dropped, and
+    /// the names rule runs only on the text between matches. So a placeholder is never
     /// scanned again and never re-mangled, whatever the user or host is called.
     pub fn scrub_text(&self, s: &str) -> String {
         let (text, truncated) = truncate_text(s);
@@ -96,25 +43,24 @@ impl Anonymizer {
     /// `paths` is false when scrubbing a file name that a path was reduced to.
     fn scrub(&self, text: &str, paths: bool) -> String {
         let mut spans = Spans::default();
-        secrets::collect_pem(text, &mut spans);
-        collect_urls(text, &mut spans);
-        secrets::collect_auth_headers(text, &mut spans);
-        fields::collect_secrets(text, &mut spans);
+        for m in URL.find_iter(text) {
+            let url = m
+                .as_str()
+                .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}']);
+            spans.add(
+                m.start()..m.start() + url.len(),
+                Replacement::Fixed("<url>"),
+            );
+        }
         collect_ipv6(text, &mut spans);
         if paths {
             self.collect_home(text, &mut spans);
             collect_paths(text, &mut spans);
         }
-        secrets::collect_known_tokens(text, &mut spans);
         for m in EMAIL.find_iter(text) {
             spans.add(m.range(), Replacement::Fixed("<email>"));
         }
-        hosts::collect_hosts(text, &mut spans);
         collect_ipv4(text, &mut spans);
-        fields::collect_hosts(text, &mut spans);
-        fields::collect_users(text, &mut spans);
-        collect_user_dirs(text, &mut spans);
-        secrets::collect_shaped(text, &mut spans);
 
         let mut out = String::with_capacity(text.len());
         let mut pos = 0;
@@ -233,7 +179,7 @@ impl NamePattern {
 }
 
 /// What a matched span of free text becomes.
-pub(super) enum Replacement {
+enum Replacement {
     Fixed(&'static str),
     /// The file name a path is reduced to, scrubbed again for names, e-mails and IPs.
     FileName(Range<usize>),
@@ -241,11 +187,11 @@ pub(super) enum Replacement {
 
 /// Accepted matches by start offset; they never overlap.
 #[derive(Default)]
-pub(super) struct Spans(BTreeMap<usize, (usize, Replacement)>);
+struct Spans(BTreeMap<usize, (usize, Replacement)>);
 
 impl Spans {
     /// Keeps the match unless it overlaps one accepted before (which has priority).
-    pub(super) fn add(&mut self, range: Range<usize>, replacement: Replacement) {
+    fn add(&mut self, range: Range<usize>, replacement: Replacement) {
         if range.is_empty() {
             return;
         }
@@ -276,25 +222,6 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)\b[a-z][a-z0-9+.\-]*://[^\s"'`<>]+"#).expect("URL pattern compiles")
 });
 
-/// An scp-style remote, `user@host:path` (`git@github.com:team/repo.git`): a URL without
-/// a scheme, which carries a user name.
-static SCP_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\b[A-Za-z0-9._-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:[^\s"'`<>]+"#)
-        .expect("scp remote pattern compiles")
-});
-
-fn collect_urls(text: &str, spans: &mut Spans) {
-    for m in URL.find_iter(text).chain(SCP_REMOTE.find_iter(text)) {
-        let url = m
-            .as_str()
-            .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}']);
-        spans.add(
-            m.start()..m.start() + url.len(),
-            Replacement::Fixed("<url>"),
-        );
-    }
-}
-
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b",
@@ -315,8 +242,7 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// An absolute path after a character that may precede one. The path alternatives: below
-/// `~`, below `~user`, Unix, a Windows drive (either separator, perhaps after the `\\?\`
-/// of extended-length paths), a UNC share.
+/// `~`, Unix, a Windows drive (either separator), a UNC share.
 ///
 /// A directory may contain single spaces (`C:\Program Files\`, `Application Support/`)
 /// because a separator follows it; the last component may not, or the sentence after a
@@ -324,7 +250,7 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
     let (c, dir) = (PATH_CHAR, path_dir());
     Regex::new(&format!(
-        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|~[A-Za-z_][A-Za-z0-9._-]*(?:[/\\]{dir})*(?:[/\\]{c}*)?|(?:/{dir})*/{c}+/?|(?:\\\\\?\\)?[A-Za-z]:(?:[\\/]{dir})*[\\/]{c}*|\\\\(?:{dir}\\)*{c}+)"#
+        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|(?:/{dir})*/{c}+/?|[A-Za-z]:(?:[\\/]{dir})*[\\/]{c}*|\\\\(?:{dir}\\)*{c}+)"#
     ))
     .expect("path pattern compiles")
 });
@@ -395,11 +321,7 @@ fn collect_paths(text: &str, spans: &mut Spans) {
     for caps in PATH.captures_iter(text) {
         let Some(m) = caps.get(1) else { continue };
         let path = trim_trailing_dots(m.as_str());
-        let mut range = m.start()..m.start() + path.len();
-        extend_to_quote(text, &mut range);
-        let path = &text[range.clone()];
-        // `\\?\C:\...` is `C:\...`.
-        let path = path.strip_prefix(r"\\?\").unwrap_or(path);
+        let range = m.start()..m.start() + path.len();
         if is_home_dir(path) {
             spans.add(range, Replacement::Fixed("~"));
         } else if let Some(name) = last_component(path) {
@@ -408,62 +330,19 @@ fn collect_paths(text: &str, spans: &mut Spans) {
     }
 }
 
-/// A quoted path runs to its closing quote, spaces included (`'/Users/Ada Lovelace'`,
-/// `"C:\My Files\a b.txt"`), as long as what follows the match on the line up to that quote
-/// could be part of a path.
-fn extend_to_quote(text: &str, range: &mut Range<usize>) {
-    let Some(quote) = text[..range.start]
-        .chars()
-        .next_back()
-        .filter(|&c| c == '"' || c == '\'')
-    else {
-        return;
-    };
-    let rest = &text[range.end..];
-    let Some(close) = rest.find(quote) else {
-        return;
-    };
-    let between = &rest[..close];
-    let fits = between.starts_with(' ')
-        && !between.contains("  ")
-        && !between.contains(": ")
-        && between
-            .chars()
-            .all(|c| c == ' ' || c == '/' || c == '\\' || c == '(' || c == ')' || is_path_char(c));
-    if fits {
-        range.end += close;
-    }
-}
-
-/// `~`, `~alice`, `.../home/<name>`, `.../Users/<name>`, `C:\Users\<name>`,
-/// `C:\Documents and Settings\<name>`: a home directory on its own.
+/// `~`, `/home/<name>`, `/Users/<name>`, `C:\Users\<name>`: a home directory on its own.
 fn is_home_dir(path: &str) -> bool {
-    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
-    match parts.as_slice() {
-        [tilde] => tilde.starts_with('~'),
-        [.., parent, _] => ["home", "users", "documents and settings"]
-            .iter()
-            .any(|h| parent.eq_ignore_ascii_case(h)),
-        _ => false,
-    }
-}
-
-/// The user directory in a relative path: `home/alice/...`, `Users/bob/...` (absolute paths
-/// were reduced already).
-static USER_DIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?i)(?:^|[\s"'`(\[{{<>=,;:|/\\])(?:home|users)[/\\]({PATH_CHAR}+)"#
-    ))
-    .expect("user directory pattern compiles")
-});
-
-fn collect_user_dirs(text: &str, spans: &mut Spans) {
-    for caps in USER_DIR.captures_iter(text) {
-        if let Some(name) = caps.get(1) {
-            if !name.as_str().starts_with('<') && name.as_str() != "~" {
-                spans.add(name.range(), Replacement::Fixed("<user>"));
-            }
+    let mut parts = path.split(['/', '\\']).filter(|p| !p.is_empty());
+    let first = parts.next();
+    let rest: Vec<&str> = parts.collect();
+    match first {
+        Some("~") => rest.is_empty(),
+        Some("home") => rest.len() == 1 && path.starts_with('/'),
+        Some(p) if p.eq_ignore_ascii_case("users") => rest.len() == 1 && path.starts_with('/'),
+        Some(drive) if drive.len() == 2 && drive.ends_with(':') => {
+            rest.len() == 2 && rest[0].eq_ignore_ascii_case("users")
         }
+        _ => false,
     }
 }
 
