@@ -6,12 +6,14 @@ errors to one exception root. Users import ``telemetry_core``, never this module
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, final
+from typing import Any, Literal, TypeVar, final
 
 from telemetry_core._event import TelemetryEvent
 
 __all__ = [
     "CORE_VERSION",
+    "MAX_ERROR_CAUSES",
+    "MAX_ERROR_FRAMES",
     "ConfigurationError",
     "Counter",
     "CounterFamily",
@@ -27,6 +29,7 @@ __all__ = [
     "Usage",
     "UsageError",
     "UsageServer",
+    "_prepare_error_reports",
     "_python_exiting",
     "anonymize_value",
     "parse_bool",
@@ -42,6 +45,17 @@ _LabelValue = str | int
 
 CORE_VERSION: str
 """The version of the Rust core, sent as ``core_version`` and ``$lib_version``."""
+
+MAX_ERROR_FRAMES: int
+"""Frames an error report keeps per exception (the innermost ones)."""
+
+MAX_ERROR_CAUSES: int
+"""Causes an error report keeps behind the exception."""
+
+#: One stack frame of an error report: (function, file, line, column, in_app).
+_Frame = tuple[str, str, int | None, int | None, bool]
+#: One exception of an error report: (type, message, frames outermost first).
+_Exception = tuple[str, str, Iterable[_Frame]]
 
 class TelemetryError(Exception):
     """The root of every exception telemetry_core raises.
@@ -91,6 +105,27 @@ class NativeClient:
     @property
     def shutdown_timeout(self) -> float:
         """The shutdown deadline in seconds, used at exit and by the context manager."""
+
+    @property
+    def crash_deadline(self) -> float:
+        """How long a crash waits at most for its report's delivery, in seconds."""
+
+    def capture_error(self, exception: _Exception, causes: Iterable[_Exception]) -> bool:
+        """Queues a report of an error the host handled; never waits. `exception` is
+        `(type, message, frames)`, each frame `(function, file, line, column, in_app)`
+        outermost first; `causes` are such tuples, nearest cause first. False when
+        telemetry is off or the rate limits held the report back."""
+
+    def report_crash(
+        self, exception: _Exception, causes: Iterable[_Exception], elapsed: float
+    ) -> tuple[Literal["delivered", "timed_out", "queued", "suppressed", "disabled"], int]:
+        """Reports a crash (an uncaught exception) whose hook was entered `elapsed` seconds
+        ago: the first report of its fingerprint waits for delivery until the deadline
+        counted from then, with the GIL released. Returns what became of it: `delivered`,
+        `timed_out`, `queued` (a repeat, which never waits), `suppressed` (the rate
+        limits) or `disabled`, with the count of events sent so far (the exit compares it
+        with its own to tell whether the endpoint took anything since). Calls no Python
+        code (no logging) on the way."""
 
     def capture(self, event: TelemetryEvent | str, properties: dict[str, object]) -> None:
         """Queues an event and returns at once; it never waits and never does I/O.
@@ -523,3 +558,8 @@ def parse_bool(value: str) -> bool | None:
 
 def _python_exiting() -> None:
     """Called from the `atexit` hook, after every client was shut down."""
+
+def _prepare_error_reports() -> None:
+    """Makes the error scrubber ready (its patterns compiled, this machine's names read), so
+    that a crash does not pay for it while the process waits. Called when an enabled
+    client asks for error reports; the GIL is released meanwhile."""

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyType};
 use serde_json::Value;
 use telemetry_core::anonymize::PropertyKind;
+use telemetry_core::crash::CrashOptions;
 use telemetry_core::event::BatchRule;
 use telemetry_core::{Client, ClientConfig, Event};
 
@@ -26,6 +27,9 @@ pub struct NativeClient {
     // Cached: the first thing `capture` reads.
     enabled: bool,
     shutdown_timeout: f64,
+    // How long a crash waits at most for its report, in seconds (the exit after a crash
+    // is bounded by what is left of it).
+    crash_deadline: f64,
     // `telemetry_core.TelemetryEvent`, passed in by the Python package (which defines it).
     event_type: Py<PyType>,
     // The product's name, as configured (for the usage registry's repr).
@@ -176,6 +180,11 @@ impl NativeClient {
             telemetry_core::client::DEFAULT_SHUTDOWN.as_secs_f64(),
             |ms| ms as f64 / 1000.0,
         );
+        let crash_deadline = config
+            .crash
+            .map_or(CrashOptions::default(), |c| c.options())
+            .deadline
+            .as_secs_f64();
         let client = config
             .into_builder()
             .and_then(|b| b.build())
@@ -186,6 +195,7 @@ impl NativeClient {
             enabled: client.is_enabled(),
             client: Some(client),
             shutdown_timeout,
+            crash_deadline,
             event_type: event_type.unbind(),
             product,
         })
@@ -201,6 +211,53 @@ impl NativeClient {
     #[getter]
     fn shutdown_timeout(&self) -> f64 {
         self.shutdown_timeout
+    }
+
+    /// How long a crash waits at most for its report's delivery, in seconds.
+    #[getter]
+    fn crash_deadline(&self) -> f64 {
+        self.crash_deadline
+    }
+
+    /// Queues a report of an error the host handled; never waits. `exception` is
+    /// `(type, message, frames)`, each frame `(function, file, line, column, in_app)`
+    /// outermost first; `causes` are such tuples, nearest cause first. False when
+    /// telemetry is off or the rate limits held the report back.
+    fn capture_error(
+        &self,
+        exception: &Bound<'_, PyAny>,
+        causes: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        if !self.enabled {
+            return Ok(false);
+        }
+        logging::emit_pending(exception.py());
+        let report = crate::crash::report(exception, causes)?;
+        Ok(self.client().capture_error(&report))
+    }
+
+    /// Reports a crash (an uncaught exception) whose hook was entered `elapsed` seconds
+    /// ago: the first report of its fingerprint waits for delivery until the deadline
+    /// counted from then, with the GIL released. Returns what became of it: `delivered`,
+    /// `timed_out`, `queued` (a repeat, which never waits), `suppressed` (the rate
+    /// limits) or `disabled`, with the count of events sent so far (the exit compares it
+    /// with its own to tell whether the endpoint took anything since). Calls no Python
+    /// code (no logging) on the way.
+    fn report_crash(
+        &self,
+        py: Python<'_>,
+        exception: &Bound<'_, PyAny>,
+        causes: &Bound<'_, PyAny>,
+        elapsed: f64,
+    ) -> PyResult<(&'static str, u64)> {
+        if !self.enabled {
+            return Ok(("disabled", 0));
+        }
+        let started = crate::crash::started(elapsed);
+        let report = crate::crash::report(exception, causes)?;
+        let client = self.client();
+        let reported = py.detach(|| client.report_crash_since(&report, started));
+        Ok((crate::crash::outcome(reported), client.stats().sent))
     }
 
     /// Queues an event and returns at once; it never waits and never does I/O.

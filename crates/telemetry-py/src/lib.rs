@@ -26,6 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod capture_fn;
 mod client;
 mod convert;
+mod crash;
 mod logging;
 mod timing;
 mod usage;
@@ -110,6 +111,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     logging::install();
     m.add("CORE_VERSION", telemetry_core::context::CORE_VERSION)?;
+    m.add(
+        "MAX_ERROR_FRAMES",
+        telemetry_core::crash::report::MAX_FRAMES,
+    )?;
+    m.add(
+        "MAX_ERROR_CAUSES",
+        telemetry_core::crash::report::MAX_CAUSES,
+    )?;
     m.add("TelemetryError", py.get_type::<TelemetryError>())?;
     m.add("ConfigurationError", py.get_type::<ConfigurationError>())?;
     m.add("InvalidEventError", py.get_type::<InvalidEventError>())?;
@@ -128,5 +137,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(anonymize_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bool, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_python_exiting, m)?)?;
+    m.add_function(wrap_pyfunction!(crash::_prepare_error_reports, m)?)?;
     Ok(())
 }
