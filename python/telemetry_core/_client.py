@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys as _sys
+
 from telemetry_core import _exit
 from telemetry_core._context import python_context, python_version
 from telemetry_core._event import TelemetryEvent
@@ -169,6 +171,7 @@ class Client:
         "__weakref__",
         "_decision",
         "_enabled",
+        "_exit_bound",
         "_native",
         "_usage",
         "settings",
@@ -190,6 +193,10 @@ class Client:
         self._native = NativeClient(config, TelemetryEvent)
         self._decision = Decision(self._native.decision(), self._native.explain())
         self._usage = self._native.usage()
+        # Set after a crash whose report could not be delivered in time: when that crash's
+        # deadline ends (monotonic) and how many events had been sent by then; the exit's
+        # shutdown keeps to that deadline unless more were sent since (telemetry_core._crash).
+        self._exit_bound: tuple[float, int] | None = None
         # Cached once: the off path of `capture` (the method below) reads one slot and
         # returns. When on, the instance's `capture` is the native builtin, which shadows
         # the method: an enabled capture is one call into Rust, with no Python frame, and
@@ -210,6 +217,40 @@ class Client:
         # Reached when off, or when called through the class (`Client.capture(c, ...)`).
         if self._enabled:
             self._native.capture(event, properties)
+
+    def report_crashes(self) -> None:
+        """Reports this process's uncaught exceptions to this client, as crash reports.
+
+        Installs ``sys.excepthook`` and ``threading.excepthook`` once per process, each
+        chained to the hook that was there before, and registers this client (if its
+        telemetry is on; every registered client gets every crash, under its own consent).
+        An uncaught exception in the main thread or in a thread is reported first, then
+        the previous hook runs: the usual traceback still prints and the exit status is
+        unchanged. The first report of a crash waits for its delivery up to
+        ``Settings.crash_deadline`` (1 s) with the GIL released; repeats never wait.
+        Opted out, the hooks only chain: no thread, no file, no socket. Nothing in the
+        hooks raises. ``KeyboardInterrupt`` and ``SystemExit`` are not reported.
+        """
+        from telemetry_core import _crash  # only here: importing telemetry_core stays cheap
+
+        _crash.install(self)
+
+    def capture_exception(self, exc: BaseException | None = None, /) -> bool:
+        """Queues a report of an exception the host handled (``$exception``, level
+        ``error``); never waits. Without an argument, the exception being handled (call it
+        in an ``except`` block).
+
+        True when the report was queued; False when telemetry is off, when the rate
+        limits held it back (one report per kind per minute, 20 an hour: the rest is
+        counted and told with the next), or when it could not be built. Raises
+        ``TypeError`` for an argument that is not an exception, or when there is none to
+        report; when telemetry is off it returns before looking.
+        """
+        if not self._enabled:
+            return False
+        from telemetry_core import _crash
+
+        return _crash.capture(self, exc)
 
     def preview(self, event: TelemetryEvent | str, /, **properties: object) -> dict[str, Any]:
         """Exactly what would be sent for this event (anonymized, with context), sent
@@ -306,6 +347,13 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # An exception leaving the block may be a crash, which the hooks see only after the
+        # unwinding: a client reporting crashes stays open for that report, and the exit
+        # shuts it down (within its deadline) after the hooks ran.
+        if exc is not None and self._enabled:
+            crash = _sys.modules.get("telemetry_core._crash")
+            if crash is not None and crash.will_report(self, exc):
+                return
         self.shutdown()
 
     def __repr__(self) -> str:

@@ -2,6 +2,10 @@
 
 * A normal exit runs ``atexit``: every live enabled client is shut down, all of them
   within the longest deadline, so a host never waits longer than that for telemetry.
+* After an uncaught exception whose crash report could not be delivered within the crash
+  deadline (telemetry_core._crash), that client's shutdown takes only what is left of the
+  deadline, unless the endpoint took something since: a dead endpoint delays a dying
+  process once, not twice.
 * A ``multiprocessing`` child started by fork leaves through ``os._exit`` without running
   ``atexit``; its finalizers do run, so a forked child registers one there.
 * A child of a bare ``os.fork()`` that ends with ``os._exit`` skips every cleanup by
@@ -58,7 +62,13 @@ def shutdown_all() -> None:
         return
     deadline = time.monotonic() + max(c.shutdown_timeout for c in clients)
     for client in clients:
-        left = max(0.0, deadline - time.monotonic())
+        now = time.monotonic()
+        left = max(0.0, deadline - now)
+        bound = client._exit_bound
+        if bound is not None and client.stats.sent == bound[1]:
+            # A crash's report timed out and the endpoint took nothing since: only what is
+            # left of that crash's deadline (usually nothing), not a second wait.
+            left = min(left, max(0.0, bound[0] - now))
         client.shutdown(min(client.shutdown_timeout, left))
 
 

@@ -115,6 +115,13 @@ class Settings:
     ``usage_report_interval`` (default 3600) and at shutdown; ``usage_reports=False`` keeps
     it local (recording and the local endpoints work either way).
 
+    Error reports (``Client.report_crashes``, ``Client.capture_exception``): a crash waits
+    at most ``crash_deadline`` seconds for its report (default 1); at most one report per
+    fingerprint every ``crash_per_fingerprint`` seconds (default 60) and ``crash_per_hour``
+    reports an hour (default 20). ``app_packages`` names the top-level packages of your own
+    code (``("acme",)``): their frames count as the application's even when installed in
+    site-packages, as a product installed with pip is.
+
     Durations are in seconds. ``environment``, ``working_dir``, ``install_id`` and
     ``secret_hex`` are test hooks: ``environment`` replaces the process environment for
     this client, ``install_id``/``secret_hex`` fix the identity instead of the stored one.
@@ -124,11 +131,15 @@ class Settings:
         "_explicit",
         "_product",
         "api_key",
+        "app_packages",
         "args",
         "backoff_base",
         "config_dir",
         "connect_timeout",
         "context",
+        "crash_deadline",
+        "crash_per_fingerprint",
+        "crash_per_hour",
         "endpoint",
         "environment",
         "file_path",
@@ -184,6 +195,10 @@ class Settings:
         usage_reports: bool | None = None,
         usage_report_delay: float | None = None,
         usage_report_interval: float | None = None,
+        crash_deadline: float | None = None,
+        crash_per_fingerprint: float | None = None,
+        crash_per_hour: int | None = None,
+        app_packages: Iterable[str] = (),
     ) -> None:
         self._explicit = _explicit(anonymized_telemetry)
         self._product = _opt_str("product", product)
@@ -240,6 +255,15 @@ class Settings:
         self.usage_reports = usage_reports
         self.usage_report_delay = _opt_seconds("usage_report_delay", usage_report_delay)
         self.usage_report_interval = _opt_seconds("usage_report_interval", usage_report_interval)
+        self.crash_deadline = _opt_seconds("crash_deadline", crash_deadline)
+        self.crash_per_fingerprint = _opt_seconds("crash_per_fingerprint", crash_per_fingerprint)
+        self.crash_per_hour = _opt_int("crash_per_hour", crash_per_hour)
+        if isinstance(app_packages, str):
+            raise TypeError("Settings.app_packages must be a sequence of str, not a single str")
+        app_packages = tuple(app_packages)
+        if not all(isinstance(p, str) and p for p in app_packages):
+            raise TypeError("Settings.app_packages must be a sequence of non-empty str")
+        self.app_packages = app_packages
 
     @property
     def anonymized_telemetry(self) -> bool:
@@ -344,6 +368,13 @@ class Settings:
             "usage_report_interval_ms": _ms(self.usage_report_interval),
         }
         config.update((k, v) for k, v in optional.items() if v is not None)
+        crash = {
+            "deadline_ms": _ms(self.crash_deadline),
+            "per_fingerprint_ms": _ms(self.crash_per_fingerprint),
+            "per_hour": self.crash_per_hour,
+        }
+        if any(v is not None for v in crash.values()):
+            config["crash"] = {k: v for k, v in crash.items() if v is not None}
         if self.context:
             config["context"] = dict(self.context)
         return config
@@ -357,6 +388,8 @@ class Settings:
             for k, v in self.to_config().items()
             if k not in ("explicit", "api_key", "secret_hex") and v not in ([], {})
         )
+        if self.app_packages:
+            shown["app_packages"] = self.app_packages
         if self.api_key:
             shown["api_key"] = "***"  # never echoed: reprs end up in logs
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
