@@ -104,6 +104,8 @@ pub struct ClientBuilder {
     extra_context: Map<String, Value>,
     notice: Option<Notice>,
     reports: ReportSchedule,
+    /// Error reports' options (`crash_options`); `None`: the first `report_panics` call's.
+    crash: Option<CrashOptions>,
 }
 
 impl ClientBuilder {
@@ -246,6 +248,16 @@ impl ClientBuilder {
         self
     }
 
+    /// How this client reports errors: the deadline a crash waits for its report and the
+    /// rate limits (default [`CrashOptions::default`]). Set here, they are fixed from the
+    /// start, for hosts that report through [`Client::report_crash`] and
+    /// [`Client::capture_error`] (the C ABI, bindings); [`Client::report_panics`]'s options
+    /// then no longer count.
+    pub fn crash_options(mut self, options: CrashOptions) -> Self {
+        self.crash = Some(options);
+        self
+    }
+
     /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
     /// no socket until the first enabled capture.
     ///
@@ -381,7 +393,10 @@ impl ClientBuilder {
             queue_capacity: self.queue_capacity,
             flush_mark: AtomicU64::new(0),
             enabled,
-            crash: OnceLock::new(),
+            crash: self
+                .crash
+                .map(|o| OnceLock::from((o, Limiter::new(o.limits))))
+                .unwrap_or_default(),
             crash_started: Mutex::new(None),
         });
         let starter: Arc<dyn Starter> = core.clone();
@@ -501,6 +516,50 @@ pub struct ClientConfig {
     /// Interval between usage reports, in milliseconds (default 3,600,000).
     #[serde(default)]
     pub usage_report_interval_ms: Option<u64>,
+    /// Error reports' options, `{"deadline_ms", "per_fingerprint_ms", "per_hour"}`.
+    #[serde(default)]
+    pub crash: Option<CrashConfig>,
+}
+
+/// The JSON form of [`CrashOptions`] in a [`ClientConfig`]; every key is optional and
+/// defaults to [`CrashOptions::default`]'s.
+///
+/// ```
+/// let cfg: telemetry_core::ClientConfig = serde_json::from_str(
+///     r#"{"product": "myapp", "crash": {"deadline_ms": 500, "per_hour": 5}}"#,
+/// ).unwrap();
+/// let options = cfg.crash.unwrap().options();
+/// assert_eq!(options.deadline, std::time::Duration::from_millis(500));
+/// assert_eq!((options.limits.per_hour, options.limits.per_fingerprint.as_secs()), (5, 60));
+/// ```
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashConfig {
+    /// How long a crash waits at most for its report's delivery, in milliseconds.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Least time between two reports of the same fingerprint, in milliseconds.
+    #[serde(default)]
+    pub per_fingerprint_ms: Option<u64>,
+    /// Most reports in any hour.
+    #[serde(default)]
+    pub per_hour: Option<u32>,
+}
+
+impl CrashConfig {
+    /// The options, defaults filled in.
+    pub fn options(&self) -> CrashOptions {
+        let d = CrashOptions::default();
+        CrashOptions {
+            deadline: self.deadline_ms.map_or(d.deadline, Duration::from_millis),
+            limits: crate::crash::RateLimits {
+                per_fingerprint: self
+                    .per_fingerprint_ms
+                    .map_or(d.limits.per_fingerprint, Duration::from_millis),
+                per_hour: self.per_hour.unwrap_or(d.limits.per_hour),
+            },
+        }
+    }
 }
 
 impl ClientConfig {
@@ -610,6 +669,9 @@ impl ClientConfig {
         }
         if let Some(n) = self.usage_report_interval_ms {
             b = b.usage_report_interval(ms(n));
+        }
+        if let Some(c) = self.crash {
+            b = b.crash_options(c.options());
         }
         Ok(b)
     }
@@ -745,6 +807,7 @@ impl Client {
             extra_context: Map::new(),
             notice: None,
             reports: ReportSchedule::default(),
+            crash: None,
         }
     }
 
@@ -1202,6 +1265,33 @@ impl Core {
 impl CrashReporter for Core {
     fn report_crash(&self, report: &ErrorReport, started: Instant) -> Reported {
         self.report(report, Some(started))
+    }
+}
+
+/// Crashes caught by a binding's own hook (Python's `sys.excepthook`): the deadline counts
+/// from the hook's entry, as the panic hook's does.
+impl Client {
+    /// [`Client::report_crash`] with the deadline counted from `started`, when the host's
+    /// hook was entered, rather than from this call: building the report is part of what
+    /// the crash waits for, and several clients reporting one crash share one deadline
+    /// (the second waits only for what the first left of it).
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client};
+    /// # use telemetry_core::crash::{ErrorReport, Reported};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// let started = std::time::Instant::now(); // the hook's entry
+    /// let report = ErrorReport::new("ValueError", "bad input").platform("python");
+    /// let outcome = client.report_crash_since(&report, started);
+    /// assert_eq!(outcome, Reported::Queued { delivered: Some(true) });
+    /// ```
+    pub fn report_crash_since(&self, report: &ErrorReport, started: Instant) -> Reported {
+        let report = ErrorReport {
+            handled: false,
+            ..report.clone()
+        };
+        self.core.report(&report, Some(started))
     }
 }
 
