@@ -14,6 +14,17 @@
 #define TELEMETRY_MAX_EVENT_NAME_BYTES 200
 
 /**
+ * Frames kept per exception of a report (the innermost ones); a host may send more, the
+ * library keeps these.
+ */
+#define TELEMETRY_MAX_ERROR_FRAMES 64
+
+/**
+ * Causes kept behind a reported error (the nearest ones); a host may send more.
+ */
+#define TELEMETRY_MAX_ERROR_CAUSES 8
+
+/**
  * The largest string argument accepted, in bytes (64 MiB). Longer input is refused with
  * `TELEMETRY_ERROR_CODE_TOO_LARGE` before it is read: a length that large is a caller's
  * bug (an uninitialized length, a negative number cast to `size_t`), not telemetry.
@@ -69,6 +80,39 @@
 #define TELEMETRY_TIMING_CELL_FAIL 20
 
 /**
+ * What became of an error report, written by `telemetry_client_capture_error` and
+ * `telemetry_client_report_crash`. The values never change meaning; new ones are only
+ * ever added at the end.
+ *
+ */
+typedef enum {
+    /**
+     * Queued for delivery, without waiting: a handled error, or a crash whose fingerprint
+     * this process already reported (only the first report of a fingerprint waits).
+     */
+    TELEMETRY_REPORTED_QUEUED = 0,
+    /**
+     * A crash that waited and whose report the worker finished delivering within the
+     * client's crash deadline.
+     */
+    TELEMETRY_REPORTED_DELIVERED = 1,
+    /**
+     * A crash that waited, and whose report was not delivered within the client's crash
+     * deadline; a report still queued goes out if the process lives on.
+     */
+    TELEMETRY_REPORTED_NOT_DELIVERED = 2,
+    /**
+     * Held back by the rate limits (by default one report per fingerprint per 60 s, 20 an
+     * hour); counted, and the count goes out with the next report sent.
+     */
+    TELEMETRY_REPORTED_SUPPRESSED = 3,
+    /**
+     * Telemetry is off for this client: nothing was read, nothing was done.
+     */
+    TELEMETRY_REPORTED_DISABLED = 4,
+} telemetry_reported_t;
+
+/**
  * What went wrong, as a stable number. The values never change meaning; new codes are
  * only ever added at the end.
  *
@@ -101,7 +145,8 @@ typedef enum {
     TELEMETRY_ERROR_CODE_INVALID_CONFIG = 4,
     /**
      * The event was JSON but not a usable event: an empty or over-long name, properties
-     * that are not an object, an unknown property kind, an empty batch key.
+     * that are not an object, an unknown property kind, an empty batch key; or an error
+     * report was JSON but not a usable report (no `type`, a frame without `function`).
      */
     TELEMETRY_ERROR_CODE_INVALID_EVENT = 5,
     /**
@@ -271,7 +316,10 @@ telemetry_error_t *telemetry_anonymize(const char *request_json,
  * `flush_interval_ms`, `connect_timeout_ms`, `request_timeout_ms`, `max_retries`,
  * `backoff_base_ms`, `shutdown_timeout_ms`), consent inputs (`explicit`, `args`,
  * `config_dir`, `working_dir`, `mode`, `environment`), `install_id` + `secret_hex`,
- * `runtime`, `runtime_version` (default `c`) and `context`. Unknown keys are refused.
+ * `runtime`, `runtime_version` (default `c`), `context`, and `crash`, how error reports
+ * are made (`{"deadline_ms": 1000, "per_fingerprint_ms": 60000, "per_hour": 20}`, each
+ * optional: the deadline a crash waits for its report, and the rate limits; see
+ * `telemetry_client_report_crash`). Unknown keys are refused.
  *
  * Consent is resolved here, once; nothing starts (no thread, no file, no socket) until
  * the first capture of an enabled client.
@@ -486,6 +534,95 @@ telemetry_error_t *telemetry_client_preview(const telemetry_client_t *client,
 telemetry_error_t *telemetry_client_memory_events(const telemetry_client_t *client,
                                                   char **out_json,
                                                   size_t *out_len);
+
+/**
+ * Reports an error the host handled (caught, logged, recovered from) and goes on: the
+ * report (`report_json`, `report_len` bytes of UTF-8) is scrubbed, fingerprinted, checked
+ * against the rate limits and queued. Never waits for delivery: the report goes out with
+ * the client's next batch.
+ *
+ * The report is JSON: `{"type": "TimeoutError", "message": "...", "frames": [{"function",
+ * "file", "line", "column", "in_app"}], "causes": [{"type", "message", "frames"}],
+ * "platform": "c"}`. Only `type` is required. Frames go outermost first (the innermost,
+ * where the error arose, last); `in_app` marks the host's own code, whose frames make
+ * the fingerprint when there are any; causes go nearest first. `platform` defaults to the
+ * client's `runtime` (`c`). Messages are scrubbed and files lose their directories
+ * before anything leaves; at most `TELEMETRY_MAX_ERROR_FRAMES` frames (the innermost)
+ * and `TELEMETRY_MAX_ERROR_CAUSES` causes are kept. A `handled` key is ignored: this
+ * function reports a handled error.
+ *
+ * `*out_reported`, when `out_reported` is not NULL, receives `TELEMETRY_REPORTED_QUEUED`,
+ * `_SUPPRESSED` (the rate limits held it back) or `_DISABLED` (telemetry is off: the
+ * report was not even read); it is written on success only.
+ *
+ * Borrows everything; thread-safe. Not async-signal-safe: never call it from a signal
+ * handler.
+ *
+ * Errors: `NULL_POINTER`, `SHUT_DOWN` (after `telemetry_client_shutdown`), `TOO_LARGE`,
+ * `INVALID_UTF8`, `INVALID_JSON`, `INVALID_EVENT` (no `type`, a frame without
+ * `function`, a value of the wrong type). Nothing is reported when an error is returned.
+ *
+ * ```c
+ * const char *report = "{\"type\": \"SyncError\", \"message\": \"sync failed\","
+ *                      " \"frames\": [{\"function\": \"sync_run\", \"file\": \"sync.c\","
+ *                      " \"line\": 88, \"in_app\": true}]}";
+ * telemetry_reported_t what;
+ * telemetry_error_free(telemetry_client_capture_error(client, report, strlen(report), &what));
+ * ```
+ *
+ * # Safety
+ * `client` NULL or live; (`report_json`, `report_len`) readable (or NULL);
+ * `out_reported` NULL or valid for a write.
+ */
+telemetry_error_t *telemetry_client_capture_error(const telemetry_client_t *client,
+                                                  const char *report_json,
+                                                  size_t report_len,
+                                                  telemetry_reported_t *out_reported);
+
+/**
+ * Reports a crash: an error the host will not survive (a fatal assertion, an uncaught
+ * exception at the top of a thread, a C++ terminate handler), called on the crashing
+ * thread before it aborts or exits. The report is the JSON `telemetry_client_capture_error`
+ * takes; it is sent as unhandled (`$exception_level` fatal), whatever its `handled` key
+ * says.
+ *
+ * The first report of a fingerprint in this process waits until the worker has
+ * delivered it, or at most the client's crash deadline (`"crash": {"deadline_ms": ...}`
+ * in the configuration, 1 s by default), so the report leaves before the process dies;
+ * reports of a fingerprint already reported, and reports the rate limits hold back,
+ * return at once. Everything captured before the call goes out in the same wait.
+ *
+ * `*out_reported`, when `out_reported` is not NULL, receives `TELEMETRY_REPORTED_DELIVERED`
+ * (delivered in time), `_NOT_DELIVERED` (not delivered in time), `_QUEUED`
+ * (a repeat: queued without waiting), `_SUPPRESSED` or `_DISABLED` (telemetry is off:
+ * returns at once, the report not even read); written on success only.
+ *
+ * Blocks the calling thread up to the deadline; thread-safe. Not async-signal-safe: it
+ * allocates, takes locks and waits for another thread, so never call it from a signal
+ * handler; report from the host's fatal-error path (an assertion handler, a
+ * `std::set_terminate` handler, a top-level catch) before it aborts. A crash by signal
+ * (SIGSEGV) is not reported.
+ *
+ * Errors: as for `telemetry_client_capture_error`.
+ *
+ * ```c
+ * // The host's fatal-error path: report (the JSON built with the host's JSON writer, so
+ * // quotes and control characters in the message are escaped), then die as before.
+ * static void die(telemetry_client_t *client, const char *report_json) {
+ *     telemetry_reported_t outcome;
+ *     telemetry_error_free(
+ *         telemetry_client_report_crash(client, report_json, strlen(report_json), &outcome));
+ *     abort();
+ * }
+ * ```
+ *
+ * # Safety
+ * As for `telemetry_client_capture_error`.
+ */
+telemetry_error_t *telemetry_client_report_crash(const telemetry_client_t *client,
+                                                 const char *report_json,
+                                                 size_t report_len,
+                                                 telemetry_reported_t *out_reported);
 
 /**
  * The error's code; `TELEMETRY_ERROR_CODE_OK` for NULL (a NULL error means success).

@@ -4,8 +4,10 @@
  * error code, out-parameters left untouched on failure, 8 threads capturing at once with
  * exact counts, usage statistics (declarations, label sets, recording through the library
  * and through a cell view, sections, the report, the Prometheus text, the endpoints and a
- * real loopback server, 8 threads recording one timing), and the log records the library
- * keeps for its host to take. Built twice by
+ * real loopback server, 8 threads recording one timing), the log records the library
+ * keeps for its host to take, and error reports (handled errors and crashes: bad input,
+ * scrubbing and PostHog's shape, rate limits, the crash deadline against a silent
+ * endpoint, opted out, 8 threads). Built twice by
  * `make test-c`: plainly, and with AddressSanitizer (leak detection on), so a
  * use-after-free, a double free or a leak fails the run.
  *
@@ -1292,6 +1294,325 @@ static void test_log_disable(void) {
     CHECK(!telemetry_log_enable(false), "log_enable(false)");
 }
 
+/* ---- Error reports ------------------------------------------------------------------- */
+
+#define UNTOUCHED ((telemetry_reported_t)99)
+
+/* A memory client whose error reports have the given crash options (JSON object body). */
+static telemetry_client_t *crash_client(const char *crash) {
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"product\":\"ctest\",\"version\":\"2.0\",\"sink\":\"memory\",\"environment\":{},"
+             "\"shutdown_timeout_ms\":60000,\"usage_reports\":false%s%s%s}",
+             crash ? ",\"crash\":{" : "", crash ? crash : "", crash ? "}" : "");
+    return new_client(cfg);
+}
+
+static telemetry_reported_t capture_error(telemetry_client_t *client, const char *report) {
+    telemetry_reported_t out = UNTOUCHED;
+    EXPECT_OK(telemetry_client_capture_error(client, report, strlen(report), &out), report);
+    return out;
+}
+
+static telemetry_reported_t report_crash(telemetry_client_t *client, const char *report) {
+    telemetry_reported_t out = UNTOUCHED;
+    EXPECT_OK(telemetry_client_report_crash(client, report, strlen(report), &out), report);
+    return out;
+}
+
+/* The delivered events, after a flush (owned). */
+static char *delivered(telemetry_client_t *client) {
+    EXPECT_OK(telemetry_client_flush(client, 10000), "flush");
+    char *json = NULL;
+    EXPECT_OK(telemetry_client_memory_events(client, &json, NULL), "memory_events");
+    return json;
+}
+
+static double ms_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static void test_error_report_errors(void) {
+    /* The crash options are part of the configuration, checked like the rest of it. */
+    telemetry_client_t *const csentinel = (telemetry_client_t *)(uintptr_t)0x1;
+    telemetry_client_t *bad = csentinel;
+    const char *bad_crash[] = {
+        "{\"product\":\"x\",\"sink\":\"memory\",\"crash\":{\"deadline\":1}}",
+        "{\"product\":\"x\",\"sink\":\"memory\",\"crash\":{\"deadline_ms\":\"1s\"}}",
+        "{\"product\":\"x\",\"sink\":\"memory\",\"crash\":{\"per_hour\":-1}}",
+        "{\"product\":\"x\",\"sink\":\"memory\",\"crash\":true}",
+    };
+    for (size_t i = 0; i < sizeof bad_crash / sizeof bad_crash[0]; i++) {
+        expect_code(telemetry_client_new(bad_crash[i], strlen(bad_crash[i]), &bad),
+                    TELEMETRY_ERROR_CODE_INVALID_CONFIG, bad_crash[i]);
+    }
+    CHECK(bad == csentinel, "out_client written on failure");
+
+    telemetry_client_t *client = crash_client(NULL);
+    telemetry_reported_t out = UNTOUCHED;
+    typedef telemetry_error_t *(*report_fn)(const telemetry_client_t *, const char *, size_t,
+                                           telemetry_reported_t *);
+    report_fn fns[] = {telemetry_client_capture_error, telemetry_client_report_crash};
+    for (size_t f = 0; f < 2; f++) {
+        report_fn fn = fns[f];
+        const char *ok = f == 0 ? "{\"type\":\"Handled\"}" : "{\"type\":\"Crash\"}";
+        expect_code(fn(NULL, ok, strlen(ok), &out), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                    "report: NULL client");
+        expect_code(fn(client, NULL, 3, &out), TELEMETRY_ERROR_CODE_NULL_POINTER,
+                    "report: NULL report");
+        expect_code(fn(client, "{\"type\":\"\xff\"}", 11, &out), TELEMETRY_ERROR_CODE_INVALID_UTF8,
+                    "report: invalid UTF-8");
+        expect_code(fn(client, "{\"type\":", 8, &out), TELEMETRY_ERROR_CODE_INVALID_JSON,
+                    "report: truncated");
+        expect_code(fn(client, "E", 1, &out), TELEMETRY_ERROR_CODE_INVALID_JSON, "report: not JSON");
+        expect_code(fn(client, ok, SIZE_MAX, &out), TELEMETRY_ERROR_CODE_TOO_LARGE,
+                    "report: SIZE_MAX length");
+        const char *shapes[] = {
+            "{}",
+            "{\"type\":\"   \"}",
+            "{\"type\":7}",
+            "{\"type\":\"E\",\"frames\":[{\"file\":\"a.c\",\"line\":3}]}",
+            "{\"type\":\"E\",\"frames\":[{\"function\":\"f\",\"line\":-3}]}",
+            "{\"type\":\"E\",\"causes\":[{\"message\":\"no type\"}]}",
+            "{\"type\":\"E\",\"handled\":\"yes\"}",
+            "[\"E\"]",
+        };
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            expect_code(fn(client, shapes[i], strlen(shapes[i]), &out),
+                        TELEMETRY_ERROR_CODE_INVALID_EVENT, shapes[i]);
+        }
+        CHECK(out == UNTOUCHED, "out_reported written on failure: %d", (int)out);
+        /* NULL out_reported is allowed: the caller does not want to know. */
+        EXPECT_OK(fn(client, ok, strlen(ok), NULL), "report with NULL out_reported");
+    }
+    /* None of the refused reports went anywhere; the two accepted did. */
+    char *json = delivered(client);
+    CHECK(json && count_occurrences(json, "\"event\":\"$exception\"") == 2, "delivered: %s",
+          json ? json : "(null)");
+    telemetry_string_free(json);
+
+    EXPECT_OK(telemetry_client_shutdown(client, 10000), "shutdown");
+    expect_code(telemetry_client_capture_error(client, "{\"type\":\"Late\"}", 15, &out),
+                TELEMETRY_ERROR_CODE_SHUT_DOWN, "capture_error after shutdown");
+    expect_code(telemetry_client_report_crash(client, "{\"type\":\"Late\"}", 15, &out),
+                TELEMETRY_ERROR_CODE_SHUT_DOWN, "report_crash after shutdown");
+    CHECK(out == UNTOUCHED, "out_reported written after shutdown");
+    telemetry_client_free(client);
+}
+
+static void test_error_reports_scrubbed_shaped_and_limited(void) {
+    telemetry_client_t *client = crash_client(NULL);
+    /* A handled error with a cause: private data in messages and paths, "handled": false
+     * ignored (capture_error reports a handled error). */
+    const char *handled =
+        "{\"type\":\"SyncError\",\"message\":\"sync of /home/alice/notes.db for "
+        "alice@example.com failed\",\"handled\":false,"
+        "\"frames\":[{\"function\":\"main\",\"file\":\"/home/alice/src/app/main.c\",\"line\":12},"
+        "{\"function\":\"sync_run\",\"file\":\"/home/alice/src/app/sync.c\",\"line\":88,"
+        "\"column\":5,\"in_app\":true}],"
+        "\"causes\":[{\"type\":\"ConnectError\",\"message\":\"connect to 10.1.2.3:5432 refused\"}]}";
+    CHECK(capture_error(client, handled) == TELEMETRY_REPORTED_QUEUED, "a new handled error");
+    /* The same error again within 60 s (another message, same type and frames): held back. */
+    const char *again =
+        "{\"type\":\"SyncError\",\"message\":\"sync of /srv/other.db failed\","
+        "\"frames\":[{\"function\":\"main\",\"file\":\"main.c\",\"line\":40},"
+        "{\"function\":\"sync_run\",\"file\":\"sync.c\",\"line\":90,\"in_app\":true}]}";
+    CHECK(capture_error(client, again) == TELEMETRY_REPORTED_SUPPRESSED, "a repeat is suppressed");
+    /* A crash, "handled": true ignored. The memory sink delivers at once: it waited for it. */
+    const char *crash =
+        "{\"type\":\"AssertionFailed\",\"message\":\"queue.c:77: len <= cap\",\"handled\":true,"
+        "\"frames\":[{\"function\":\"queue_push\",\"file\":\"queue.c\",\"line\":77,\"in_app\":true}]}";
+    CHECK(report_crash(client, crash) == TELEMETRY_REPORTED_DELIVERED, "the first crash");
+    CHECK(report_crash(client, crash) == TELEMETRY_REPORTED_SUPPRESSED, "the same crash again");
+
+    char *json = delivered(client);
+    if (json) {
+        CHECK(count_occurrences(json, "\"event\":\"$exception\"") == 2, "two reports: %s", json);
+        CHECK(strstr(json, "/home/alice") == NULL, "a home path went out: %s", json);
+        CHECK(strstr(json, "alice@example.com") == NULL, "an e-mail went out: %s", json);
+        CHECK(strstr(json, "10.1.2.3") == NULL, "an IP went out: %s", json);
+        CHECK(strstr(json, "notes.db") != NULL, "the file name was lost: %s", json);
+        CHECK(strstr(json, "\"filename\":\"sync.c\"") != NULL, "frames lost their directories: %s",
+              json);
+        CHECK(strstr(json, "\"function\":\"sync_run\"") != NULL, "function names kept: %s", json);
+        CHECK(strstr(json, "\"colno\":5") != NULL && strstr(json, "\"lineno\":88") != NULL,
+              "lines and columns: %s", json);
+        CHECK(strstr(json, "\"type\":\"ConnectError\"") != NULL, "the cause: %s", json);
+        CHECK(strstr(json, "\"platform\":\"c\"") != NULL, "the platform is the runtime's: %s", json);
+        CHECK(count_occurrences(json, "\"$exception_level\":\"error\"") == 1 &&
+                  count_occurrences(json, "\"$exception_level\":\"fatal\"") == 1,
+              "one handled, one fatal: %s", json);
+        CHECK(count_occurrences(json, "\"$exception_handled\":true") == 1, "handled: %s", json);
+        CHECK(count_occurrences(json, "\"$exception_fingerprint\":\"") == 2, "fingerprints: %s",
+              json);
+        /* The crash carries the count of the handled repeat held back before it. */
+        CHECK(count_occurrences(json, "\"$exception_suppressed\":1") == 1, "suppressed told: %s",
+              json);
+    }
+    telemetry_string_free(json);
+    telemetry_client_free(client);
+
+    /* Options from the configuration: no wait between repeats, 3 reports an hour. */
+    client = crash_client("\"per_fingerprint_ms\":0,\"per_hour\":3");
+    const char *e = "{\"type\":\"E\",\"frames\":[{\"function\":\"f\",\"in_app\":true}]}";
+    CHECK(report_crash(client, e) == TELEMETRY_REPORTED_DELIVERED, "first crash");
+    CHECK(report_crash(client, e) == TELEMETRY_REPORTED_QUEUED, "a repeat does not wait");
+    CHECK(capture_error(client, e) == TELEMETRY_REPORTED_QUEUED, "third report of the hour");
+    CHECK(capture_error(client, e) == TELEMETRY_REPORTED_SUPPRESSED, "the hourly limit");
+    CHECK(report_crash(client, "{\"type\":\"Other\"}") == TELEMETRY_REPORTED_SUPPRESSED,
+          "the hourly limit holds for every fingerprint");
+    json = delivered(client);
+    CHECK(json && count_occurrences(json, "\"event\":\"$exception\"") == 3, "three sent: %s",
+          json ? json : "(null)");
+    telemetry_string_free(json);
+    telemetry_client_free(client);
+}
+
+static void test_error_reports_off(void) {
+    const char *cfg =
+        "{\"product\":\"ctest\",\"sink\":\"memory\",\"environment\":{\"DO_NOT_TRACK\":\"1\"},"
+        "\"crash\":{\"deadline_ms\":5000}}";
+    telemetry_client_t *client = new_client(cfg);
+    /* Off: not even read (this is not JSON), nothing waits, nothing is counted. */
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(capture_error(client, "{not json") == TELEMETRY_REPORTED_DISABLED, "capture_error off");
+    CHECK(report_crash(client, "{not json") == TELEMETRY_REPORTED_DISABLED, "report_crash off");
+    CHECK(ms_since(&start) < 100, "an opted-out crash waited %.0f ms", ms_since(&start));
+    CHECK(stat_of(client, "captured") == 0, "an off client counted a report");
+    char *json = delivered(client);
+    CHECK(json && strcmp(json, "[]") == 0, "an off client delivered %s", json ? json : "(null)");
+    telemetry_string_free(json);
+    telemetry_client_free(client);
+}
+
+/* A loopback socket that listens and never accepts: a request to it never gets an answer. */
+static int listening_never_answering(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 16) == 0 &&
+              getsockname(fd, (struct sockaddr *)&addr, &alen) == 0,
+          "cannot listen on loopback");
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* A crash against an endpoint that never answers waits its deadline, no longer: the
+ * configured one, or the default second. */
+static void test_crash_waits_at_most_its_deadline(void) {
+    int port = 0;
+    int fd = listening_never_answering(&port);
+    struct {
+        const char *crash;
+        int request_ms;
+        double at_least, below;
+    } cases[] = {{",\"crash\":{\"deadline_ms\":300}", 500, 290, 490},
+                 {"", 1300, 990, 1290}};
+    for (size_t i = 0; i < 2; i++) {
+        char cfg[512];
+        /* The request gives up after the deadline (so the crash cannot have seen it fail) and
+         * inside the shutdown deadline, so the worker ends cleanly and nothing is abandoned
+         * (LeakSanitizer would report it). */
+        snprintf(cfg, sizeof cfg,
+                 "{\"product\":\"ctest\",\"endpoint\":\"http://127.0.0.1:%d\",\"api_key\":\"phc_c\","
+                 "\"environment\":{},\"request_timeout_ms\":%d,\"max_retries\":0,"
+                 "\"usage_reports\":false,%s%s}",
+                 port, cases[i].request_ms, FIXED_IDENTITY, cases[i].crash);
+        telemetry_client_t *client = new_client(cfg);
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        telemetry_reported_t out = report_crash(client, "{\"type\":\"Stuck\"}");
+        double waited = ms_since(&start);
+        CHECK(out == TELEMETRY_REPORTED_NOT_DELIVERED, "a crash to a silent endpoint: %d", (int)out);
+        CHECK(waited >= cases[i].at_least && waited < cases[i].below,
+              "the crash waited %.0f ms, expected [%.0f, %.0f)", waited, cases[i].at_least,
+              cases[i].below);
+        /* Only the first report of a fingerprint waits; a handled error never does (once:
+         * it is a second request for the silent endpoint, which shutdown waits out). */
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        CHECK(report_crash(client, "{\"type\":\"Stuck\"}") == TELEMETRY_REPORTED_SUPPRESSED,
+              "the repeat");
+        if (i == 0) {
+            CHECK(capture_error(client, "{\"type\":\"Handled\"}") == TELEMETRY_REPORTED_QUEUED,
+                  "a handled error meanwhile");
+        }
+        CHECK(ms_since(&start) < 100, "a repeat or a handled error waited %.0f ms", ms_since(&start));
+        EXPECT_OK(telemetry_client_shutdown(client, 30000), "shutdown with a stuck request");
+        telemetry_client_free(client);
+    }
+    close(fd);
+}
+
+/* 8 threads crash at once with one fingerprint, and report 100 handled errors each with
+ * fingerprints of their own: one crash report, 20 reports in all (the hourly limit), every
+ * call answered. */
+#define CRASH_THREADS 8
+#define CRASH_ERRORS 100
+
+struct crash_worker {
+    telemetry_client_t *client;
+    int index;
+    int sent, suppressed, other;
+};
+
+static void *crash_many(void *arg) {
+    struct crash_worker *w = arg;
+    for (int i = 0; i < CRASH_ERRORS; i++) {
+        char report[128];
+        int n = snprintf(report, sizeof report,
+                         "{\"type\":\"E%d_%d\",\"frames\":[{\"function\":\"work\",\"in_app\":true}]}",
+                         w->index, i);
+        telemetry_reported_t out = UNTOUCHED;
+        telemetry_error_t *err = i == 0 ? telemetry_client_report_crash(
+                                              w->client, "{\"type\":\"Storm\"}", 16, &out)
+                                        : telemetry_client_capture_error(w->client, report,
+                                                                         (size_t)n, &out);
+        if (err != NULL) {
+            w->other++;
+            telemetry_error_free(err);
+        } else if (out == TELEMETRY_REPORTED_SUPPRESSED) {
+            w->suppressed++;
+        } else if (out == TELEMETRY_REPORTED_QUEUED || out == TELEMETRY_REPORTED_DELIVERED) {
+            w->sent++;
+        } else {
+            w->other++;
+        }
+    }
+    return NULL;
+}
+
+static void test_error_report_threads(void) {
+    telemetry_client_t *client = crash_client(NULL);
+    pthread_t threads[CRASH_THREADS];
+    struct crash_worker workers[CRASH_THREADS];
+    for (int t = 0; t < CRASH_THREADS; t++) {
+        workers[t] = (struct crash_worker){client, t, 0, 0, 0};
+        CHECK(pthread_create(&threads[t], NULL, crash_many, &workers[t]) == 0, "pthread_create");
+    }
+    int sent = 0, suppressed = 0, other = 0;
+    for (int t = 0; t < CRASH_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        sent += workers[t].sent;
+        suppressed += workers[t].suppressed;
+        other += workers[t].other;
+    }
+    CHECK(sent == 20 && suppressed == CRASH_THREADS * CRASH_ERRORS - 20 && other == 0,
+          "sent %d, suppressed %d, other %d", sent, suppressed, other);
+    char *json = delivered(client);
+    if (json) {
+        CHECK(count_occurrences(json, "\"event\":\"$exception\"") == 20, "delivered %d",
+              count_occurrences(json, "\"event\":\"$exception\""));
+        CHECK(count_occurrences(json, "\"type\":\"Storm\"") <= 1, "the storm's crash twice");
+    }
+    telemetry_string_free(json);
+    telemetry_client_free(client);
+}
+
 int main(void) {
     test_version_and_null_tolerance();
     test_client_new_errors();
@@ -1313,6 +1634,11 @@ int main(void) {
     test_log_bound();
     test_log_threads();
     test_log_disable();
+    test_error_report_errors();
+    test_error_reports_scrubbed_shaped_and_limited();
+    test_error_reports_off();
+    test_crash_waits_at_most_its_deadline();
+    test_error_report_threads();
     /* A client freed without an explicit shutdown shuts down on its own. */
     telemetry_client_t *client = new_client(MEMORY);
     EXPECT_OK(telemetry_client_capture(client, "e", 1, NULL, 0), "capture before free");

@@ -38,7 +38,7 @@ pub(crate) unsafe fn client_ref<'a>(client: *const Client) -> Result<&'a Client,
     unsafe { client.as_ref() }.ok_or_else(|| Error::new(ErrorCode::NULL_POINTER, "client is NULL"))
 }
 
-fn refuse_after_shutdown(client: &Client, what: &str) -> Result<(), Error> {
+pub(crate) fn refuse_after_shutdown(client: &Client, what: &str) -> Result<(), Error> {
     if client.shut_down.load(Ordering::Acquire) {
         Err(Error::new(
             ErrorCode::SHUT_DOWN,
@@ -67,7 +67,10 @@ fn event_from_json(text: &str) -> Result<Event, Error> {
 /// `flush_interval_ms`, `connect_timeout_ms`, `request_timeout_ms`, `max_retries`,
 /// `backoff_base_ms`, `shutdown_timeout_ms`), consent inputs (`explicit`, `args`,
 /// `config_dir`, `working_dir`, `mode`, `environment`), `install_id` + `secret_hex`,
-/// `runtime`, `runtime_version` (default `c`) and `context`. Unknown keys are refused.
+/// `runtime`, `runtime_version` (default `c`), `context`, and `crash`, how error reports
+/// are made (`{"deadline_ms": 1000, "per_fingerprint_ms": 60000, "per_hour": 20}`, each
+/// optional: the deadline a crash waits for its report, and the rate limits; see
+/// `telemetry_client_report_crash`). Unknown keys are refused.
 ///
 /// Consent is resolved here, once; nothing starts (no thread, no file, no socket) until
 /// the first capture of an enabled client.

@@ -32,7 +32,8 @@ pub enum ErrorCode {
     /// endpoint or api_key for the posthog sink, an empty product name.
     INVALID_CONFIG = 4,
     /// The event was JSON but not a usable event: an empty or over-long name, properties
-    /// that are not an object, an unknown property kind, an empty batch key.
+    /// that are not an object, an unknown property kind, an empty batch key; or an error
+    /// report was JSON but not a usable report (no `type`, a frame without `function`).
     INVALID_EVENT = 5,
     /// A request was JSON but its fields were wrong (e.g. a secret that is not 64 hex
     /// characters in `telemetry_anonymize`), or usage statistics refused an argument: a

@@ -10,6 +10,8 @@
 //! - Config, events and results cross as JSON text, so the ABI stays small and stable.
 //! - Usage statistics (`src/usage.rs`): families and label sets as handles, recording by
 //!   handle, the report, the Prometheus text and the local endpoints.
+//! - Error reports (`src/crash.rs`): a handled error or a crash as JSON, and what became of
+//!   it through an out-parameter.
 //! - Every entry point catches panics (`TELEMETRY_ERROR_CODE_PANIC`); nothing unwinds
 //!   into C.
 //!
@@ -28,6 +30,7 @@
 
 mod anonymize;
 mod client;
+mod crash;
 mod error;
 mod io;
 mod log;
@@ -38,6 +41,10 @@ use std::ffi::{c_char, CStr};
 pub use self::log::{telemetry_log_enable, telemetry_log_take};
 pub use anonymize::telemetry_anonymize;
 pub use client::*;
+pub use crash::{
+    telemetry_client_capture_error, telemetry_client_report_crash, Reported,
+    TELEMETRY_MAX_ERROR_CAUSES, TELEMETRY_MAX_ERROR_FRAMES,
+};
 pub use error::{
     telemetry_error_code, telemetry_error_free, telemetry_error_message, Error, ErrorCode,
 };

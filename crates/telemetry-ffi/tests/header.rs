@@ -64,6 +64,8 @@ fn the_header_declares_every_exported_function() {
         "telemetry_client_stats",
         "telemetry_client_preview",
         "telemetry_client_memory_events",
+        "telemetry_client_capture_error",
+        "telemetry_client_report_crash",
         "telemetry_anonymize",
         "telemetry_string_free",
         "telemetry_error_code",
@@ -106,6 +108,10 @@ fn the_header_declares_every_exported_function() {
         "telemetry_timing_cell_t;",
         "#define TELEMETRY_TIMING_CELL_WORDS 21",
         "#define TELEMETRY_MAX_TIMING_BOUNDS 15",
+        "} telemetry_reported_t;",
+        "TELEMETRY_REPORTED_NOT_DELIVERED = 2,",
+        "#define TELEMETRY_MAX_ERROR_FRAMES 64",
+        "#define TELEMETRY_MAX_ERROR_CAUSES 8",
     ] {
         assert!(header.contains(item), "{item} missing");
     }
