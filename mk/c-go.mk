@@ -19,8 +19,9 @@ C_TEST_LIBS := -lpthread -ldl -lm
 GO_TEST := $(GO) test -count=1 -tags telemetry_ffi_debug
 GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector TELEMETRY_CLI_BIN=$(CARGO_TARGET_DIR)/debug/telemetry
 # The tests that build whole programs (the READMEs' Go blocks, a module outside the
-# repository): they prove nothing more under GOGC=1, where they would only run slower.
-GO_PROGRAM_TESTS := ^Test(Readme|Module)
+# repository, the crashing example as a child process): they prove nothing more under
+# GOGC=1, where they would only run slower.
+GO_PROGRAM_TESTS := ^Test(Readme|Module|CrashingProgram)
 # The Go package links the library by a path relative to its own directory, in this
 # checkout's target/ (bindings/go/telemetry/link_*.go). A cargo target dir elsewhere would
 # leave it nothing to link, or a stale library.
@@ -51,7 +52,7 @@ test-c: build ## C ABI from C: every function and bad input, 8 threads; plain an
 		$(FFI_DEBUG_LIB) $(C_TEST_LIBS) -o $(C_TEST_DIR)/test_telemetry_asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(C_TEST_DIR)/test_telemetry_asan
 
-test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs too), a GOGC=1 cgocheck run, static linking
+test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs, a crashing child process too), a GOGC=1 cgocheck run, static linking
 	$(check-go-target)
 	@test -f $(FFI_DEBUG_LIB) || { echo "$(FFI_DEBUG_LIB) missing: the workspace build should make it"; exit 1; }
 	@unformatted="$$(cd $(GO_DIR) && gofmt -l .)"; [ -z "$$unformatted" ] || { echo "gofmt needed: $$unformatted"; exit 1; }
@@ -64,7 +65,9 @@ test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs too)
 	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/chromalike ./examples/chromalike
 	rm -f $(CARGO_TARGET_DIR)/go/usagelike
 	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/usagelike ./examples/usagelike
-	@for example in chromalike usagelike; do \
+	rm -f $(CARGO_TARGET_DIR)/go/crashlike
+	cd $(GO_DIR) && $(GO) build -tags telemetry_ffi_debug -o $(CARGO_TARGET_DIR)/go/crashlike ./examples/crashlike
+	@for example in chromalike usagelike crashlike; do \
 		if ldd $(CARGO_TARGET_DIR)/go/$$example | grep -q telemetry; then \
 			echo "the Go example $$example needs a telemetry shared library at run time"; exit 1; fi; done
 	@echo "test-go: the examples link telemetry-core statically (ldd lists no telemetry library)"

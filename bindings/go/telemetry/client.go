@@ -38,8 +38,14 @@ type client struct {
 	enabled         bool
 	decision        Decision
 	shutdownTimeout time.Duration
+	crashDeadline   time.Duration
 	bufferSize      int
 	logger          *slog.Logger // WithLogger; nil when none, or once an opted-out New is done
+
+	// crashAt is when this client's last crash report began (monotonic nanoseconds plus
+	// one; 0 for none): a Close deferred around that crash waits only what is left of the
+	// crash deadline.
+	crashAt atomic.Int64
 
 	// hmu guards h: calls into C hold it for reading; Close frees h holding it for writing,
 	// so no call can use a freed handle.
@@ -92,6 +98,7 @@ func New(opts ...Option) (*Client, error) {
 	if cfg.bufferSize < 1 {
 		return nil, newError(CodeInvalidConfig, "buffer size %d: at least 1", cfg.bufferSize)
 	}
+	cfg.Crash.DeadlineMS = cfg.crashDeadline.Milliseconds()
 	text, err := json.Marshal(&cfg)
 	if err != nil {
 		return nil, newError(CodeInvalidConfig, "%v", err)
@@ -111,6 +118,7 @@ func New(opts ...Option) (*Client, error) {
 	in := &client{
 		h:               h,
 		shutdownTimeout: cfg.shutdownTimeout,
+		crashDeadline:   cfg.crashDeadline,
 		bufferSize:      cfg.bufferSize,
 		logger:          cfg.logger,
 		idle:            true,
@@ -460,11 +468,20 @@ func (c *Client) Flush(ctx context.Context) error {
 // ErrShutDown; Decision and Stats keep working. Close is idempotent: later calls return
 // nil.
 //
+// Deferred around a crash that ReportPanic reported (defer client.Close first, then defer
+// client.ReportPanic), Close waits only what is left of the crash deadline: the crash is
+// delayed by the deadline at most, not by the deadline and then the shutdown timeout.
+//
 // It returns failures found after an earlier Capture returned, if any.
 func (c *Client) Close(ctx context.Context) error {
 	timeout := c.c.shutdownTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		timeout = time.Until(deadline)
+	}
+	if left, ok := c.c.crashWindowLeft(); ok && left < timeout && panicking() {
+		// Deferred around a crash that ReportPanic reported: the crash already had its
+		// deadline, and a dying program must not wait a second time.
+		timeout = left
 	}
 	err := c.c.close(timeout)
 	runtime.SetFinalizer(c, nil)

@@ -446,3 +446,43 @@ func cUsageServerFree(s serverHandle) {
 	crossings.Add(1)
 	C.telemetry_usage_server_free(s)
 }
+
+// Error reports (crash.go).
+
+const (
+	// maxErrorFrames is how many frames of an exception the library keeps (the innermost).
+	maxErrorFrames = C.TELEMETRY_MAX_ERROR_FRAMES
+	// maxErrorCauses is how many causes behind an error the library keeps (the nearest).
+	maxErrorCauses = C.TELEMETRY_MAX_ERROR_CAUSES
+)
+
+// cReport hands an error report (the core's JSON form) to the library: a crash
+// (telemetry_client_report_crash: the first of a fingerprint waits for delivery up to the
+// crash deadline) or a handled error (telemetry_client_capture_error: never waits).
+func cReport(h handle, report []byte, crash bool) (Reported, error) {
+	crossings.Add(1)
+	var out C.telemetry_reported_t
+	p, n := cBytes(report)
+	var e *C.telemetry_error_t
+	if crash {
+		e = C.telemetry_client_report_crash(h, p, n, &out)
+	} else {
+		e = C.telemetry_client_capture_error(h, p, n, &out)
+	}
+	if err := fromC(e); err != nil {
+		return ReportNone, err
+	}
+	switch out {
+	case C.TELEMETRY_REPORTED_QUEUED:
+		return ReportQueued, nil
+	case C.TELEMETRY_REPORTED_DELIVERED:
+		return ReportDelivered, nil
+	case C.TELEMETRY_REPORTED_NOT_DELIVERED:
+		return ReportNotDelivered, nil
+	case C.TELEMETRY_REPORTED_SUPPRESSED:
+		return ReportSuppressed, nil
+	case C.TELEMETRY_REPORTED_DISABLED:
+		return ReportDisabled, nil
+	}
+	return ReportNone, newError(CodePanic, "the library returned an unknown report outcome %d", int(out))
+}

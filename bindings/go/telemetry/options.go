@@ -100,11 +100,20 @@ type config struct {
 	Runtime           string            `json:"runtime"`
 	RuntimeVersion    string            `json:"runtime_version"`
 	Context           map[string]any    `json:"context,omitempty"`
+	Crash             crashConfig       `json:"crash"`
 
 	// Go side only.
 	shutdownTimeout time.Duration
 	bufferSize      int
 	logger          *slog.Logger
+	crashDeadline   time.Duration // sent as Crash.DeadlineMS: Go and the library wait alike
+}
+
+// crashConfig is the configuration's "crash" object: how error reports are made.
+type crashConfig struct {
+	DeadlineMS       int64  `json:"deadline_ms"`
+	PerFingerprintMS *int64 `json:"per_fingerprint_ms,omitempty"`
+	PerHour          *int   `json:"per_hour,omitempty"`
 }
 
 func defaultConfig() config {
@@ -113,6 +122,7 @@ func defaultConfig() config {
 		RuntimeVersion:  runtime.Version(),
 		shutdownTimeout: time.Second,
 		bufferSize:      DefaultBufferSize,
+		crashDeadline:   DefaultCrashDeadline,
 	}
 }
 
@@ -278,3 +288,27 @@ func WithBufferSize(n int) Option { return func(c *config) { c.bufferSize = n } 
 // delivery message names the endpoint). With several clients, every distinct logger of a
 // live client receives every record; give them the same *slog.Logger to log each once.
 func WithLogger(logger *slog.Logger) Option { return func(c *config) { c.logger = logger } }
+
+// DefaultCrashDeadline is how long a crash waits at most for its report; see
+// WithCrashDeadline.
+const DefaultCrashDeadline = time.Second
+
+// WithCrashDeadline is how long a crash reported by ReportPanic waits at most for its
+// report's delivery before the program goes on dying (default DefaultCrashDeadline). Only
+// the first report of a fingerprint in the process waits, and only while the endpoint has
+// not answered; whatever the endpoint does, the crash is delayed by at most d, a Close
+// deferred around the crash included. Zero means a crash never waits: its report leaves
+// only if the program lives on.
+func WithCrashDeadline(d time.Duration) Option { return func(c *config) { c.crashDeadline = d } }
+
+// WithCrashRateLimits bounds how many error reports go out (crashes and handled errors
+// alike): at most one per fingerprint (the type and the program's own innermost frames)
+// every perFingerprint, and at most perHour in any hour (defaults 60 s and 20). What is
+// held back is counted, and the count goes out with the next report. A crash loop or a
+// panic storm therefore sends a handful of reports, not thousands.
+func WithCrashRateLimits(perFingerprint time.Duration, perHour int) Option {
+	return func(c *config) {
+		c.Crash.PerFingerprintMS = millis(perFingerprint)
+		c.Crash.PerHour = &perHour
+	}
+}

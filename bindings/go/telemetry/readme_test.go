@@ -4,7 +4,8 @@ package telemetry
 // bindings/go/README.md is a complete program, built here as the main package of a module
 // of its own that depends on this one through a replace directive, and run with
 // TELEMETRY_DEBUG=1, so it prints the payloads it would send and sends nothing. A block
-// that does not build, does not run, or sends nothing fails the test.
+// that does not build, does not run, or sends nothing (no event it captures, no error
+// report it makes) fails the test.
 
 import (
 	"bytes"
@@ -134,6 +135,8 @@ func runProgram(t *testing.T, bin string, env ...string) (string, string) {
 
 var captured = regexp.MustCompile(`\.Capture\("([^"]+)"`)
 
+var reports = regexp.MustCompile(`\.Capture(Error|Panic)\(`)
+
 func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
 	root := repoRoot(t)
 	for _, rel := range readmes {
@@ -172,6 +175,10 @@ func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
 					if !strings.Contains(stderr, fmt.Sprintf("%q: %q", "event", e[1])) {
 						t.Errorf("the payload does not carry the event %q:\n%s", e[1], stderr)
 					}
+				}
+				// A block that reports an error must have sent its report.
+				if reports.MatchString(b.body) && !strings.Contains(stderr, `"event": "$exception"`) {
+					t.Errorf("the block reports an error, but no $exception payload was printed:\n%s", stderr)
 				}
 			})
 		}
