@@ -38,6 +38,20 @@
 //	docs, _ := searches.With("docs")
 //	defer docs.Start().Stop()
 //
+// Crash reports: defer client.ReportPanic() at the top of main and of every goroutine
+// reports a panic as a crash (scrubbed, fingerprinted and rate-limited by the core; the
+// first report of a fingerprint waits for its delivery at most the crash deadline) and
+// panics again with the same value, so the program dies as it would have.
+// Client.CaptureError reports a handled error with its chain of wrapped errors, and
+// Client.CapturePanic a panic a recover middleware survives; neither waits:
+//
+//	defer client.Close(context.Background())
+//	defer client.ReportPanic()
+//	...
+//	if err := sync(); err != nil {
+//		client.CaptureError(err)
+//	}
+//
 // Building: the package links target/release/libtelemetry_ffi.a from the repository root
 // (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
 // debug build instead, as `make test` does.
