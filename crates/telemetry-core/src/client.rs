@@ -1216,6 +1216,12 @@ impl Core {
 }
 
 impl Core {
+    /// Events dropped so far, for any reason.
+    fn dropped(&self) -> u64 {
+        let s = self.counters.snapshot();
+        s.dropped_queue_full + s.dropped_shutdown + s.dropped_failed
+    }
+
     /// What is left of the deadline of the crash being reported, if one is.
     fn crash_window_left(&self) -> Option<Duration> {
         let started = (*self.crash_started.lock().unwrap_or_else(|p| p.into_inner()))?;
@@ -1238,13 +1244,18 @@ impl Core {
             return Reported::Disabled;
         }
         let (options, limiter) = self.crash_state(CrashOptions::default());
-        let mut scrubbed = report.scrub(&crate::crash::scrubber());
+        let scrubber = crate::crash::scrubber();
+        // The fingerprint needs only the frames: a report the limits hold back (a storm's)
+        // costs no scrubbing of its messages.
+        let fingerprint = report.scrub_frames(&scrubber).fingerprint();
+        let Some(admitted) = limiter.admit(&fingerprint) else {
+            return Reported::Suppressed;
+        };
+        let mut scrubbed = report.scrub(&scrubber);
         if scrubbed.platform.is_empty() || scrubbed.platform == "custom" {
             scrubbed.platform = self.setup.context.runtime.clone();
         }
-        let Some(admitted) = limiter.admit(&scrubbed.fingerprint()) else {
-            return Reported::Suppressed;
-        };
+        let dropped_before = self.dropped();
         self.offer(Msg::Event(Box::new(scrubbed.to_event(admitted.suppressed))));
         // A panic of our own worker must not wait for that worker.
         let on_worker = std::thread::current().name() == Some("telemetry-worker");
@@ -1254,7 +1265,10 @@ impl Core {
         let delivered = match crash_started {
             Some(started) if admitted.first && !on_worker => {
                 let left = options.deadline.saturating_sub(started.elapsed());
-                Some(self.current().is_some_and(|p| self.wait_for_flush(p, left)))
+                // Delivered: flushed in time and nothing dropped meanwhile (a refusal
+                // finishes a flush too).
+                let flushed = self.current().is_some_and(|p| self.wait_for_flush(p, left));
+                Some(flushed && self.dropped() == dropped_before)
             }
             _ => None,
         };

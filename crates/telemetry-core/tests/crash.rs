@@ -236,6 +236,34 @@ fn a_logger_that_panics_cannot_turn_a_report_into_an_abort() {
         .any(|e| e["properties"]["$exception_list"][0]["value"] == "reported without logging"));
 }
 
+/// A crash report refused by the endpoint is not "delivered", though its flush finished.
+fn a_refused_crash_report_is_not_called_delivered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let c = Client::builder("refused", "1")
+        .environment(MapEnvironment::new().with("HOME", home.path()))
+        .working_dir(home.path())
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .api_key("phc_test")
+        .max_retries(0)
+        .usage_reports(false)
+        .build()
+        .unwrap();
+    let report = ErrorReport::new("Refused", "no").frame(Frame::new("f", "r.rs", 1));
+    assert_eq!(
+        c.report_crash(&report),
+        telemetry_core::crash::Reported::Queued {
+            delivered: Some(false)
+        }
+    );
+    assert_eq!(c.stats().dropped_failed, 1);
+    c.shutdown(Duration::ZERO);
+}
+
 #[test]
 fn error_reports() {
     // Quiet for the panics raised on purpose; a failing assertion still prints.
@@ -265,4 +293,5 @@ fn error_reports() {
     a_handled_error_is_queued_with_its_causes();
     a_panic_storm_sends_at_most_the_limit_and_never_blocks();
     a_logger_that_panics_cannot_turn_a_report_into_an_abort();
+    a_refused_crash_report_is_not_called_delivered();
 }

@@ -169,23 +169,24 @@ impl ErrorReport {
         Ok(report)
     }
 
+    /// Only the frames scrubbed (type and frames, what the fingerprint reads); the
+    /// messages stay as they are.
+    pub fn scrub_frames(&self, scrubber: &Anonymizer) -> ErrorReport {
+        ErrorReport {
+            kind: scrubber.scrub_text(&self.kind),
+            message: String::new(),
+            frames: scrub_frames(scrubber, &self.frames),
+            causes: Vec::new(),
+            handled: self.handled,
+            platform: self.platform.clone(),
+        }
+    }
+
     /// The report as it may leave the machine: messages scrubbed, file names without their
     /// directories (then scrubbed too), function names kept (they are code, but a scrubbed
     /// copy replaces one that carries a path or an address), frames and causes bounded.
     pub fn scrub(&self, scrubber: &Anonymizer) -> ErrorReport {
-        let frames = |frames: &[Frame]| -> Vec<Frame> {
-            let skip = frames.len().saturating_sub(MAX_FRAMES);
-            frames[skip..]
-                .iter()
-                .map(|f| Frame {
-                    function: scrubber.scrub_text(&f.function),
-                    file: scrubber.scrub_text(file_name(&f.file)),
-                    line: f.line,
-                    column: f.column,
-                    in_app: f.in_app,
-                })
-                .collect()
-        };
+        let frames = |frames: &[Frame]| scrub_frames(scrubber, frames);
         ErrorReport {
             kind: scrubber.scrub_text(&self.kind),
             message: scrubber.scrub_text(&self.message),
@@ -263,6 +264,22 @@ impl ErrorReport {
             .safe("$exception_handled", self.handled)
             .exact("$exception_suppressed", suppressed)
     }
+}
+
+/// The innermost [`MAX_FRAMES`] frames, function names scrubbed, file names reduced to
+/// their last component and scrubbed.
+fn scrub_frames(scrubber: &Anonymizer, frames: &[Frame]) -> Vec<Frame> {
+    let skip = frames.len().saturating_sub(MAX_FRAMES);
+    frames[skip..]
+        .iter()
+        .map(|f| Frame {
+            function: scrubber.scrub_text(&f.function),
+            file: scrubber.scrub_text(file_name(&f.file)),
+            line: f.line,
+            column: f.column,
+            in_app: f.in_app,
+        })
+        .collect()
 }
 
 fn handled_by_default() -> bool {
