@@ -156,3 +156,60 @@ fn a_dead_endpoint_delays_the_crash_by_at_most_the_deadline() {
         "the crash was delayed by {added:?}"
     );
 }
+
+/// A real `panic = "abort"` build: the same example compiled by rustc with `-C panic=abort`
+/// against this build's telemetry-core (crates compiled to unwind link into an aborting
+/// binary). The hook runs, the report is stored, then the process aborts as it would.
+#[cfg(unix)]
+#[test]
+fn an_abort_build_reports_then_aborts() {
+    let debug = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rlib = debug.join("libtelemetry_core.rlib");
+    assert!(
+        rlib.exists(),
+        "{} is missing: `cargo build --workspace --all-targets` (make test) makes it",
+        rlib.display()
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let binary = out_dir.path().join("crash_app_abort");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = Command::new(rustc)
+        .args(["--edition", "2021", "-C", "panic=abort", "-g"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/crash_app.rs"
+        ))
+        .arg("-o")
+        .arg(&binary)
+        .arg("--extern")
+        .arg(format!("telemetry_core={}", rlib.display()))
+        .arg("-L")
+        .arg(format!("dependency={}", debug.join("deps").display()))
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let db = tempfile::tempdir().unwrap();
+    let collector = Collector::start("127.0.0.1:0", db.path().join("events.db")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(&binary)
+        .args(["--endpoint", &collector.url()])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("panicked at"));
+    let crash = exceptions(&collector);
+    assert_eq!(fatal(&crash).len(), 1, "{crash:?}");
+}
