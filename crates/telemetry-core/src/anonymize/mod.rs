@@ -7,8 +7,9 @@
 //! from outside (hashing `"my_collection"` and comparing) gets nowhere.
 //!
 //! Numbers keep a profile's number of leading digits ([`round_number`]), free text loses
-//! e-mail addresses, IPs, URLs, paths, home directories, user and host names
-//! ([`Anonymizer::scrub_text`]), and timestamps are cut to the second ([`timestamp`]).
+//! e-mail addresses, IPs, URLs, host and domain names, secrets, the directories of paths,
+//! home directories and user names ([`Anonymizer::scrub_text`]), and timestamps are cut to
+//! the second ([`timestamp`]).
 //!
 //! ```
 //! use serde_json::json;
@@ -46,6 +47,9 @@ use sha2::Sha256;
 
 use crate::env::Environment;
 
+mod fields;
+mod hosts;
+mod secrets;
 mod text;
 
 use text::NamePattern;
@@ -590,7 +594,44 @@ mod tests {
     #[test]
     fn adversarial_text_is_scrubbed_in_bounded_time() {
         for unit in [
-            "1:", "a::", "1.", "/a", "/a b", "a@", "C:\\", "http://", "alice ",
+            "1:",
+            "a::",
+            "1.",
+            "/a",
+            "/a b",
+            "a@",
+            "C:\\",
+            "http://",
+            "alice ",
+            // The rules for secrets, hosts and users: keys whose quoted values never close,
+            // phrases, dotted names, ports, runs, paths glued together, placeholders.
+            "password=\"",
+            "token: '",
+            "Authorization: \"",
+            "Cookie: ",
+            "Bearer a1b2c3d4e5 ",
+            "host \"",
+            "user '",
+            "lookup a",
+            "host=",
+            "a.b",
+            "a.com.",
+            "a:80 ",
+            "a-1:5432",
+            "eyJ",
+            "ghp_",
+            "-----BEGIN A-----",
+            "Aa1",
+            "/a//",
+            "~a/",
+            "C:\\a b\\",
+            "\"/a b",
+            "home/a/",
+            "x=y&",
+            "--password ",
+            "'--host', '",
+            "<host>",
+            "<secret>.",
         ] {
             let text = unit.repeat(MAX_TEXT_BYTES / unit.len() + 10);
             let started = std::time::Instant::now();

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
+use super::{fields, hosts, secrets};
 use super::{Anonymizer, LocalNames, MAX_TEXT_BYTES, TRUNCATION_MARKER};
 
 /// One regex matching the user and host names, longest first, so that a host name that
@@ -19,57 +20,205 @@ pub(super) struct NamePattern {
 }
 
 impl Anonymizer {
-    /// Replaces e-mails, IPs, URLs, home dirs, user and host names; paths keep the file name.
+    /// Replaces what free text (error messages, stack traces) must not carry: addresses,
+    /// host and domain names, user names, secrets, and the directories of paths. Code stays:
+    /// exception types, function and module names, file names and places in files.
     ///
-    /// Placeholders: `<url>`, `<email>`, `<ip>` (IPv4 and IPv6, with a CIDR suffix or zone if
-    /// present), `~` for a home directory on its own, `<user>`, `<host>`. An absolute path
-    /// (`/a/b/c.py`, `~/x.rs`, `C:\a\c.txt`, `\\server\share\f`) becomes its last component,
-    /// which is scrubbed in turn (`/var/log/10.0.0.1.log` gives `<ip>.log`). Input longer than
-    /// [`MAX_TEXT_BYTES`] is cut first and marked with [`TRUNCATION_MARKER`].
+    /// ```
+    /// use telemetry_core::anonymize::Anonymizer;
+    /// let a = Anonymizer::new([0; 32], 3);
+    /// assert_eq!(
+    ///     a.scrub_text(
+    ///         "psycopg2.OperationalError: connection to server at \"pg-1.db.internal\" \
+    ///          (10.0.0.7), port 5432 failed: FATAL: password authentication failed for user \"app\"\n\
+    ///          \x20 File \"/home/bob/svc/db.py\", line 12, in connect (password=Tr0ub4dor&3)",
+    ///     ),
+    ///     "psycopg2.OperationalError: connection to server at \"<host>\" \
+    ///      (<ip>), port 5432 failed: FATAL: password authentication failed for user \"<user>\"\n\
+    ///      \x20 File \"db.py\", line 12, in connect (password=<secret>)",
+    /// );
+    /// ```
     ///
-    /// Every rule finds its matches in the original text, in priority order (URLs, IPv6,
-    /// paths, e-mails, IPv4); a match that overlaps an earlier rule's match is dropped, and
-    /// the names rule runs only on the text between matches. So a placeholder is never
-    /// scanned again and never re-mangled, whatever the user or host is called.
+    /// What becomes what:
+    ///
+    /// - `<url>`: anything with a scheme (`https://...`, `postgres://user:pass@host/db`), and
+    ///   scp-style remotes with a path (`git@github.com:team/repo.git`, `bob@db01:/backups`).
+    /// - `<secret>`, for the value only (keys and schemes stay):
+    ///   - PEM blocks (`-----BEGIN ... PRIVATE KEY-----` to their end line, or to the end of
+    ///     a cut message);
+    ///   - `Authorization` values after their scheme (`Bearer <secret>`, `Basic <secret>`,
+    ///     `Digest <secret>`), `Cookie` and `Set-Cookie` values, and a credential after
+    ///     `Bearer` or `Basic` anywhere (`Bearer token required` is prose and stays);
+    ///   - values of keys whose last word names a secret: password, passwd, passphrase,
+    ///     passcode, pwd, pass, pw, secret, token, api key, access key, secret key, private
+    ///     key, auth/signing/encryption/master/client/account key, credential(s), signature,
+    ///     sig, session id (`PGPASSWORD`, `client_secret`, `X-Api-Key`, `aws_secret_access_key`,
+    ///     SQLAlchemy's `password_1`; the short words pwd, pass, pw and sig only as a word of
+    ///     the key: not `bypass`), in the forms `k=v`, `k: v`, `"k": "v"`, `'k': 'v'`, Rust's
+    ///     `k: Some("v")`, a query string (`?token=...&page=2`), a DSN
+    ///     (`user=app password=x host=db`), ODBC (`Pwd=x;Server=...`), a flag (`--password x`,
+    ///     `'--password', 'x'` in an argv list) and SQL (`PASSWORD 'x'`). Values that hide
+    ///     nothing stay: `None`, `null`, `YES`, masks (`***`), format placeholders (`%s`,
+    ///     `${VAR}`), type names (`password: str`), and a bare word followed by more words
+    ///     after a colon (`token: expected identifier`);
+    ///   - tokens with a vendor's prefix: GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/
+    ///     `github_pat_`, GitLab `glpat-` and kin, Slack `xox[abposre]-`/`xapp-`, AWS
+    ///     `AKIA`/`ASIA`/`ABIA`/`ACCA`, Google `AIza`/`ya29.`/`GOCSPX-`, Stripe
+    ///     `sk_`/`pk_`/`rk_` `live_`/`test_` and `whsec_`, OpenAI-style `sk-` (`sk-proj-`,
+    ///     `sk-ant-`), npm `npm_`, Hugging Face `hf_`, PostHog `phc_`/`phx_`, PyPI `pypi-`,
+    ///     SendGrid, Shopify, DigitalOcean, Databricks, Twilio, age, Linear, Docker Hub,
+    ///     Vault, Mailgun, Replicate, Groq, xAI, NVIDIA, Square, Atlassian, Grafana; and JWTs
+    ///     (`eyJ...`, three dot-separated base64url parts);
+    ///   - runs of base64 characters shaped like random data: a segment of 32 hex digits or
+    ///     more; 20 characters or more (16 with `=` padding) mixing both letter cases and
+    ///     digits in camel-case words averaging under 3 characters (random text averages
+    ///     1.5, identifiers such as `Http2ServerConnectionHandler` 4 and more); 32 or more of
+    ///     one letter case with at least 4 digits. At most one `+/_-` per 8 characters
+    ///     (paths and `snake_case` have more). UUIDs stay.
+    /// - `<email>`, `<ip>` (IPv4 and IPv6, with a CIDR suffix or zone if present).
+    /// - `<host>`, ports staying: a dotted name whose last label is a known file extension
+    ///   is a file, with or without `:line[:col]` (`main.rs:10:5`, `app.py`, `de.rs:42`,
+    ///   `install.sh`, `README.md`), even where the extension is also a top-level domain
+    ///   (`.rs`, `.py`, `.sh`, `.pl`, `.md`, `.so`, `.zip`); a file named after a host keeps
+    ///   its extension (`api.example.com.log` gives `<host>.log`). Otherwise a dotted name is
+    ///   a host when its last label is a top-level domain from a curated list (generic ones
+    ///   such as `com`, `net`, `org`, `co`, `eu`, country codes seldom taken for code words
+    ///   such as `de`, `uk`, `jp`) or a private suffix (`internal`, `local`, `localdomain`,
+    ///   `lan`, `corp`, `intranet`, `svc`, `consul`, `arpa`, `onion`); or when it has three
+    ///   labels or more and ends with a top-level domain that is also a code word (`io`,
+    ///   `ai`, `app`, `dev`, `cloud`, `info`, `me`, `test`, the other country codes:
+    ///   `api.acme.io` but not `scipy.io`, `flask.app`, `logger.info`, `args.lr`). A name is
+    ///   also a host before a port (`:` and 1 to 65535, not `:line:col`): dotted
+    ///   (`db.prod:5432`), or bare with a digit, hyphen or underscore (`redis-node-3:6379`,
+    ///   `kafka-0:9092`, `db01:5432`), or bare before a well-known service port
+    ///   (`redis:6379`, but not `connectionpool:791`). Never hosts: names with a camel-case
+    ///   label without hyphens (`HTTPAdapter`, `OperationalError`; `Alices-MacBook-Pro.local`
+    ///   is a host), dotted names with an underscore (`self.conn_pool`), starting with
+    ///   `self`/`cls`/`this`/`super`, right after a dot (`.env.local`), called
+    ///   (`logger.info(`), settings modules (`myproj.settings.local`), names made of numbers
+    ///   only (versions; IPv4 has its own rule), `localhost`, and public module hosts
+    ///   starting a Go import path (`github.com/lib/pq.(*conn).recv`; a private one is a
+    ///   host: `<host>/team/svc.(*Server).Run`). Also hosts: values of `host=`,
+    ///   `hostname:`, `DB_HOST=`, `Server=tcp:...`, `Data Source=`, `--host x` (a value that
+    ///   is a path, a socket directory, whole), and names after `host "..."`,
+    ///   `host name "..."`, `server at "..."`, `resolve '...'`, Rust's `Domain("...")` and
+    ///   `Tcp("...")`, Go's `lookup <name> on` and `lookup <name>:`, curl's
+    ///   `resolve host:`, OpenSSH's `resolve hostname` and `connect to host`, Node's
+    ///   `ENOTFOUND`.
+    /// - `<user>`: values of `user=`, `username:` (quoted), `Uid=`, `PGUSER=`, `--username x`,
+    ///   names after `user "..."` and `role "..."` (PostgreSQL, MySQL), the directory after
+    ///   `home/` or `Users/` at the start of a relative path, and this machine's user name;
+    ///   `root` identifies nobody and stays.
+    /// - `~`: a home directory on its own: `/home/bob`, `/Users/carol`, `C:\Users\dave`,
+    ///   `C:\Documents and Settings\erin`, `~frank`, `/mnt/c/Users/gina` (WSL),
+    ///   `/export/home/hal`, `/var/home/ivan` (but not `/api/v1/users/42`).
+    /// - An absolute path (`/a/b/c.py`, `~/x.rs`, `~alice/x.rs`, `C:\a\c.txt`,
+    ///   `\\?\C:\a\c.txt`, `\\server\share\f`) loses its directories; its last component
+    ///   stays, where the other rules see it (`/var/log/10.0.0.1.log` gives `<ip>.log`). A
+    ///   directory may contain single spaces (`Program Files`) when the path's separator
+    ///   follows; a quoted path may contain spaces up to its closing quote
+    ///   (`'/Users/Ada Lovelace/My Notes.txt'`); a request line is no directory
+    ///   (`GET /v1/items HTTP/1.1`).
+    ///
+    /// Input longer than [`MAX_TEXT_BYTES`] is cut first and marked with
+    /// [`TRUNCATION_MARKER`].
+    ///
+    /// Every rule finds its matches in the original text, in priority order: placeholders
+    /// already there, PEM blocks, URLs, authorization headers, secret, host and user keys,
+    /// scp remotes, IPv6, the home directory and paths, vendor tokens and JWTs, e-mails, host
+    /// names, IPv4, user directories, random-looking runs (judged in the text between the
+    /// other matches). A match that overlaps an earlier rule's match is dropped; a value
+    /// or a path is cut where an earlier match starts inside it; a name or run glued to an
+    /// earlier match is part of a longer word and left alone. This machine's user and host
+    /// names are replaced only in the text between matches. So a placeholder is never
+    /// scanned again and never re-mangled, whatever the user or host is called, and
+    /// scrubbing scrubbed text changes nothing.
     pub fn scrub_text(&self, s: &str) -> String {
         let (text, truncated) = truncate_text(s);
-        let mut out = self.scrub(text, true);
+        let mut out = self.scrub(text);
         if truncated {
             out.push_str(TRUNCATION_MARKER);
         }
         out
     }
 
-    /// `paths` is false when scrubbing a file name that a path was reduced to.
-    fn scrub(&self, text: &str, paths: bool) -> String {
+    fn scrub(&self, text: &str) -> String {
+        // The case-insensitive rules search this (same offsets: ASCII letters only change),
+        // which lets their literal prefixes be searched for fast.
+        let lower = text.to_ascii_lowercase();
+        // Each rule runs only if the text has what every one of its matches needs: most
+        // texts skip most rules.
+        let has = |byte: u8| text.as_bytes().contains(&byte);
+        let (dot, colon, at) = (has(b'.'), has(b':'), has(b'@'));
+        let digit = text.bytes().any(|b| b.is_ascii_digit());
+        let words = Cues::of(&lower);
         let mut spans = Spans::default();
-        for m in URL.find_iter(text) {
-            let url = m
-                .as_str()
-                .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}']);
-            spans.add(
-                m.start()..m.start() + url.len(),
-                Replacement::Fixed("<url>"),
-            );
+        // Placeholders stay as they are, and no rule sees them (scrubbing scrubbed text).
+        if has(b'<') {
+            for m in PLACEHOLDER.find_iter(text) {
+                if let Some(&placeholder) = PLACEHOLDERS.iter().find(|&&p| p == m.as_str()) {
+                    spans.add(m.range(), placeholder);
+                }
+            }
         }
-        collect_ipv6(text, &mut spans);
-        if paths {
-            self.collect_home(text, &mut spans);
+        if words.has(Cues::PEM) {
+            secrets::collect_pem(text, &mut spans);
+        }
+        if words.has(Cues::URL) {
+            collect_urls(text, &mut spans);
+        }
+        if words.has(Cues::AUTH) {
+            secrets::collect_auth_headers(text, &lower, &mut spans);
+        }
+        if words.has(Cues::SECRET_KEY) {
+            fields::collect_secrets(text, &lower, &mut spans);
+        }
+        // Before paths: a path given as a host or a user (`host=/var/run/postgresql`) goes
+        // whole.
+        if words.has(Cues::HOST) {
+            fields::collect_hosts(text, &lower, &mut spans);
+        }
+        if words.has(Cues::USER) {
+            fields::collect_users(text, &lower, &mut spans);
+        }
+        if at && colon {
+            collect_scp_remotes(text, &mut spans);
+        }
+        if colon {
+            collect_ipv6(text, &mut spans);
+        }
+        self.collect_home(text, &mut spans);
+        if has(b'/') || has(b'\\') || has(b'~') {
             collect_paths(text, &mut spans);
         }
-        for m in EMAIL.find_iter(text) {
-            spans.add(m.range(), Replacement::Fixed("<email>"));
+        if text.len() >= 14 {
+            secrets::collect_known_tokens(text, &mut spans);
         }
-        collect_ipv4(text, &mut spans);
+        if at && dot {
+            for m in EMAIL.find_iter(text) {
+                if !spans.glued(text, &m.range()) {
+                    spans.add(m.range(), "<email>");
+                }
+            }
+        }
+        if dot || colon {
+            hosts::collect_hosts(text, &mut spans);
+        }
+        if dot && digit {
+            collect_ipv4(text, &mut spans);
+        }
+        if words.has(Cues::USER_DIR) {
+            collect_user_dirs(text, &lower, &mut spans);
+        }
+        if digit && text.len() >= 16 {
+            secrets::collect_shaped(text, &mut spans);
+        }
 
         let mut out = String::with_capacity(text.len());
         let mut pos = 0;
         for (start, (end, replacement)) in spans.0 {
             self.replace_names(&text[pos..start], &mut out);
-            match replacement {
-                Replacement::Fixed(placeholder) => out.push_str(placeholder),
-                Replacement::FileName(range) => out.push_str(&self.scrub(&text[range], false)),
-            }
+            out.push_str(replacement);
             pos = end;
         }
         self.replace_names(&text[pos..], &mut out);
@@ -100,12 +249,16 @@ impl Anonymizer {
             }
             let tail_len = PATH_TAIL.find(&text[after_home..]).map_or(0, |m| m.end());
             let tail = trim_trailing_dots(&text[after_home..after_home + tail_len]);
-            let end = after_home + tail.len();
-            let replacement = match last_component(tail) {
-                Some(name) => Replacement::FileName(offset_range(text, name)),
-                None => Replacement::Fixed("~"),
-            };
-            spans.add(start..end, replacement);
+            let mut range = start..after_home + tail.len();
+            extend_over_separators(text, &mut range);
+            if let Some(cut) = spans.first_start_in(&range) {
+                range.end = cut.max(after_home);
+            }
+            let (end, tail) = (range.end, &text[after_home..range.end]);
+            match last_component(tail) {
+                Some(name) => spans.add_path(start..end, offset_range(text, name)),
+                None => spans.add(start..end, "~"),
+            }
         }
     }
 
@@ -157,7 +310,7 @@ impl NamePattern {
             .map(|(w, _)| {
                 let edge = |c: Option<char>| {
                     if c.is_some_and(is_word_char) {
-                        r"\b"
+                        r"(?-u:\b)"
                     } else {
                         ""
                     }
@@ -178,31 +331,149 @@ impl NamePattern {
     }
 }
 
-/// What a matched span of free text becomes.
-enum Replacement {
-    Fixed(&'static str),
-    /// The file name a path is reduced to, scrubbed again for names, e-mails and IPs.
-    FileName(Range<usize>),
+/// Which words that rules need appear in a text: one pass for all the rules.
+#[derive(Clone, Copy)]
+struct Cues(u8);
+
+/// Every word a rule's matches contain, lower case, with the rules it wakes. A word that
+/// starts another one (`users`, `user`) comes first and wakes both: the search takes one
+/// word per position.
+const CUE_WORDS: [(&str, u8); 30] = [
+    ("-----begin ", Cues::PEM),
+    ("://", Cues::URL),
+    ("authorization", Cues::AUTH | Cues::SECRET_KEY),
+    ("auth", Cues::AUTH | Cues::SECRET_KEY),
+    ("cookie", Cues::AUTH),
+    ("bearer", Cues::AUTH),
+    ("basic", Cues::AUTH),
+    ("pass", Cues::SECRET_KEY),
+    ("pw", Cues::SECRET_KEY),
+    ("secret", Cues::SECRET_KEY),
+    ("token", Cues::SECRET_KEY),
+    ("key", Cues::SECRET_KEY),
+    ("credential", Cues::SECRET_KEY),
+    ("session", Cues::SECRET_KEY),
+    ("sig", Cues::SECRET_KEY),
+    ("host", Cues::HOST),
+    ("server", Cues::HOST),
+    ("source", Cues::HOST),
+    ("lookup", Cues::HOST),
+    ("resolve", Cues::HOST),
+    ("enotfound", Cues::HOST),
+    ("eai_again", Cues::HOST),
+    ("domain(", Cues::HOST),
+    ("tcp(", Cues::HOST),
+    ("users", Cues::USER | Cues::USER_DIR),
+    ("user", Cues::USER),
+    ("uid", Cues::USER),
+    ("login", Cues::USER),
+    ("role", Cues::USER),
+    ("home", Cues::USER_DIR),
+];
+
+static CUES: LazyLock<Regex> = LazyLock::new(|| {
+    let words: Vec<String> = CUE_WORDS.iter().map(|(w, _)| regex::escape(w)).collect();
+    Regex::new(&words.join("|")).expect("cue pattern compiles")
+});
+
+impl Cues {
+    const PEM: u8 = 1;
+    const URL: u8 = 1 << 1;
+    const AUTH: u8 = 1 << 2;
+    const SECRET_KEY: u8 = 1 << 3;
+    const HOST: u8 = 1 << 4;
+    const USER: u8 = 1 << 5;
+    const USER_DIR: u8 = 1 << 6;
+
+    /// `lower` is the text in lower case. The search resumes right after the start of each
+    /// word found, so a word inside another (`role` in `userole`) is seen too.
+    fn of(lower: &str) -> Cues {
+        let mut found = 0;
+        let mut at = 0;
+        while let Some(m) = CUES.find_at(lower, at) {
+            found |= CUE_WORDS
+                .iter()
+                .find(|(w, _)| *w == m.as_str())
+                .map_or(0, |&(_, rules)| rules);
+            at = m.start() + 1;
+            while !lower.is_char_boundary(at) {
+                at += 1;
+            }
+        }
+        Cues(found)
+    }
+
+    fn has(self, rules: u8) -> bool {
+        self.0 & rules != 0
+    }
 }
 
-/// Accepted matches by start offset; they never overlap.
+/// Accepted matches by start offset, with what each becomes; they never overlap.
 #[derive(Default)]
-struct Spans(BTreeMap<usize, (usize, Replacement)>);
+pub(super) struct Spans(BTreeMap<usize, (usize, &'static str)>);
 
 impl Spans {
     /// Keeps the match unless it overlaps one accepted before (which has priority).
-    fn add(&mut self, range: Range<usize>, replacement: Replacement) {
-        if range.is_empty() {
+    pub(super) fn add(&mut self, range: Range<usize>, replacement: &'static str) {
+        if range.is_empty() || self.overlaps(&range) {
             return;
         }
+        self.0.insert(range.start, (range.end, replacement));
+    }
+
+    /// Where the first span that starts inside `range` starts.
+    pub(super) fn first_start_in(&self, range: &Range<usize>) -> Option<usize> {
+        self.0.range(range.clone()).next().map(|(&start, _)| start)
+    }
+
+    /// The text between the spans (and before and after them), with its offset.
+    pub(super) fn gaps<'t>(&self, text: &'t str) -> Vec<(usize, &'t str)> {
+        let mut gaps = Vec::with_capacity(self.0.len() + 1);
+        let mut pos = 0;
+        for (&start, &(end, _)) in &self.0 {
+            gaps.push((pos, &text[pos..start]));
+            pos = end;
+        }
+        gaps.push((pos, &text[pos..]));
+        gaps
+    }
+
+    /// Whether `range`, perhaps with dots and hyphens around it, touches a span that leaves a
+    /// placeholder: it was glued to what the span replaced (`acme.com.<token>`), so it is
+    /// part of a longer word and must be judged as such whether scrubbed once or again.
+    pub(super) fn glued(&self, text: &str, range: &Range<usize>) -> bool {
+        let before = text[..range.start].trim_end_matches(['.', '-']).len();
+        let after = text.len() - text[range.end..].trim_start_matches(['.', '-']).len();
+        let ends_at_before = self
+            .0
+            .range(..before)
+            .next_back()
+            .is_some_and(|(_, &(end, placeholder))| end == before && !placeholder.is_empty());
+        let starts_at_after = self
+            .0
+            .get(&after)
+            .is_some_and(|&(_, placeholder)| !placeholder.is_empty());
+        ends_at_before || starts_at_after
+    }
+
+    /// Drops the directories of the path at `path`, whose file name is at `name`: the name
+    /// stays in the text, where the other rules see it in its context.
+    fn add_path(&mut self, path: Range<usize>, name: Range<usize>) {
+        if self.overlaps(&(path.start..name.start)) {
+            return;
+        }
+        self.add(path.start..name.start, "");
+        self.add(name.end..path.end, "");
+    }
+
+    /// Whether `range` overlaps an accepted span: a rule can skip judging such a match.
+    pub(super) fn overlaps(&self, range: &Range<usize>) -> bool {
         // The spans are disjoint, so only the last one starting before `range.end` can reach
         // into `range`.
-        if let Some((_, (end, _))) = self.0.range(..range.end).next_back() {
-            if *end > range.start {
-                return;
-            }
-        }
-        self.0.insert(range.start, (range.end, replacement));
+        self.0
+            .range(..range.end)
+            .next_back()
+            .is_some_and(|(_, (end, _))| *end > range.start)
     }
 }
 
@@ -219,12 +490,43 @@ fn is_word_char(c: char) -> bool {
 }
 
 static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b[a-z][a-z0-9+.\-]*://[^\s"'`<>]+"#).expect("URL pattern compiles")
+    Regex::new(r#"(?i)(?-u:\b)[a-z][a-z0-9+.\-]*://[^\s"'`<>]+"#).expect("URL pattern compiles")
 });
+
+/// An scp-style remote, `user@host:path` (`git@github.com:team/repo.git`): a URL without
+/// a scheme, which carries a user name.
+static SCP_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?-u:\b)[A-Za-z0-9._-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:[^\s"'`<>]+"#)
+        .expect("scp remote pattern compiles")
+});
+
+fn collect_urls(text: &str, spans: &mut Spans) {
+    for m in URL.find_iter(text) {
+        let url = trim_url(m.as_str());
+        spans.add(m.start()..m.start() + url.len(), "<url>");
+    }
+}
+
+/// Drops the punctuation that ends the sentence or the parenthesis around a URL.
+fn trim_url(url: &str) -> &str {
+    url.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}'])
+}
+
+/// Runs after the secret keys, so that `Pwd=p@ss:w0rd` is a password, and takes only a
+/// remote with a path (`:team/repo.git`, `:/var/backups`, `:~/x`).
+fn collect_scp_remotes(text: &str, spans: &mut Spans) {
+    for m in SCP_REMOTE.find_iter(text) {
+        let remote = trim_url(m.as_str());
+        let path = remote.split_once(':').map_or("", |(_, p)| p);
+        if path.starts_with(['/', '~']) || path.contains('/') || path.ends_with(".git") {
+            spans.add(m.start()..m.start() + remote.len(), "<url>");
+        }
+    }
+}
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b",
+        r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?-u:\b)",
     )
     .expect("e-mail pattern compiles")
 });
@@ -237,20 +539,22 @@ static IPV6_CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b(?:/[0-9]{1,2}\b)?")
+    Regex::new(r"(?-u:\b)[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?-u:\b)(?:/[0-9]{1,2}(?-u:\b))?")
         .expect("IPv4 pattern compiles")
 });
 
 /// An absolute path after a character that may precede one. The path alternatives: below
-/// `~`, Unix, a Windows drive (either separator), a UNC share.
+/// `~`, below `~user`, Unix, a Windows drive (with backslashes, perhaps after the `\\?\`
+/// of extended-length paths and perhaps ending in `/` components as Python writes them, or
+/// with slashes), a UNC share.
 ///
 /// A directory may contain single spaces (`C:\Program Files\`, `Application Support/`)
-/// because a separator follows it; the last component may not, or the sentence after a
-/// path would be taken for part of its file name.
+/// because a separator follows it (on Windows, the same separator as before it); the last
+/// component may not, or the sentence after a path would be taken for part of its file name.
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
     let (c, dir) = (PATH_CHAR, path_dir());
     Regex::new(&format!(
-        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|(?:/{dir})*/{c}+/?|[A-Za-z]:(?:[\\/]{dir})*[\\/]{c}*|\\\\(?:{dir}\\)*{c}+)"#
+        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|~[A-Za-z_][A-Za-z0-9._-]*(?:(?:[/\\]{dir})*[/\\]{c}*)?|(?:/{dir})*/{c}+/?|(?:\\\\\?\\)?[A-Za-z]:\\(?:{dir}\\)*(?:{c}+[/\\])*{c}*|[A-Za-z]:/(?:{dir}/)*{c}*|\\\\(?:{dir}\\)*{c}+)"#
     ))
     .expect("path pattern compiles")
 });
@@ -292,8 +596,9 @@ fn collect_ipv6(text: &str, spans: &mut Spans) {
         if address.bytes().any(|b| b.is_ascii_digit())
             && !before.is_some_and(is_word_char)
             && !after.is_some_and(is_word_char)
+            && !spans.glued(text, &(start..end))
         {
-            spans.add(start..end, Replacement::Fixed("<ip>"));
+            spans.add(start..end, "<ip>");
         }
     }
 }
@@ -311,38 +616,173 @@ fn collect_ipv4(text: &str, spans: &mut Spans) {
         let longer_after = after
             .strip_prefix('.')
             .is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()));
-        if octets_ok && !longer_before && !longer_after {
-            spans.add(m.range(), Replacement::Fixed("<ip>"));
+        if octets_ok && !longer_before && !longer_after && !spans.glued(text, &m.range()) {
+            spans.add(m.range(), "<ip>");
         }
     }
 }
+
+/// The longest value, quoted string or header the rules look into: a key's value or a quoted
+/// path is cut there, which keeps each match's work bounded and the whole scrub linear.
+pub(super) const MAX_FIELD_BYTES: usize = 1024;
+
+/// The start of `s`, at most `max` bytes, cut on a character boundary.
+pub(super) fn within(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The placeholders that replace what free text must not carry; no rule matches them, and
+/// no path starts right after one (scrubbing `<host>/a/b`, from `git.acme.com/a/b`, again
+/// must leave it).
+pub(super) const PLACEHOLDERS: [&str; 6] =
+    ["<url>", "<host>", "<ip>", "<email>", "<user>", "<secret>"];
+
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&PLACEHOLDERS.map(regex::escape).join("|")).expect("placeholder pattern compiles")
+});
 
 fn collect_paths(text: &str, spans: &mut Spans) {
-    for caps in PATH.captures_iter(text) {
-        let Some(m) = caps.get(1) else { continue };
-        let path = trim_trailing_dots(m.as_str());
-        let range = m.start()..m.start() + path.len();
+    for found in PATH.find_iter(text) {
+        // The path without the character before it that the pattern takes (none at the
+        // start of the text; no path starts with one of those).
+        let lead = found
+            .as_str()
+            .chars()
+            .next()
+            .filter(|&c| is_path_lead(c))
+            .map_or(0, char::len_utf8);
+        let start = found.start() + lead;
+        if PLACEHOLDERS.iter().any(|p| text[..start].ends_with(p)) {
+            continue;
+        }
+        let path = &text[start..found.end()];
+        // A request line is no directory with a space: `GET /v1/items HTTP/1.1`.
+        let path = path.find(" HTTP/").map_or(path, |i| &path[..i]);
+        let path = trim_trailing_dots(path);
+        let mut range = start..start + path.len();
+        extend_over_separators(text, &mut range);
+        extend_to_quote(text, &mut range);
+        // Cut where an earlier rule's match starts inside: scrubbed again, the path ends at
+        // that match's placeholder.
+        if let Some(cut) = spans.first_start_in(&range) {
+            range.end = start + trim_trailing_dots(&text[start..cut]).len();
+        }
+        let path = &text[range.clone()];
+        // `\\?\C:\...` is `C:\...`.
+        let path = path.strip_prefix(r"\\?\").unwrap_or(path);
         if is_home_dir(path) {
-            spans.add(range, Replacement::Fixed("~"));
+            spans.add(range, "~");
         } else if let Some(name) = last_component(path) {
-            spans.add(range, Replacement::FileName(offset_range(text, name)));
+            spans.add_path(range, offset_range(text, name));
         }
     }
 }
 
-/// `~`, `/home/<name>`, `/Users/<name>`, `C:\Users\<name>`: a home directory on its own.
-fn is_home_dir(path: &str) -> bool {
-    let mut parts = path.split(['/', '\\']).filter(|p| !p.is_empty());
-    let first = parts.next();
-    let rest: Vec<&str> = parts.collect();
-    match first {
-        Some("~") => rest.is_empty(),
-        Some("home") => rest.len() == 1 && path.starts_with('/'),
-        Some(p) if p.eq_ignore_ascii_case("users") => rest.len() == 1 && path.starts_with('/'),
-        Some(drive) if drive.len() == 2 && drive.ends_with(':') => {
-            rest.len() == 2 && rest[0].eq_ignore_ascii_case("users")
+/// The characters [`PATH`] accepts right before a path.
+fn is_path_lead(c: char) -> bool {
+    c.is_whitespace() || "\"'`([{<>=,;:|".contains(c)
+}
+
+/// A path goes on over separators the pattern did not take (`/home/bob//x`, `/a/b\\c`): what
+/// follows them is no path on its own once the directories are gone, so it must be part of
+/// this one.
+fn extend_over_separators(text: &str, range: &mut Range<usize>) {
+    loop {
+        let rest = &text[range.end..];
+        let seps = rest.len() - rest.trim_start_matches(['/', '\\']).len();
+        if seps == 0 {
+            return;
         }
+        let after = &rest[seps..];
+        let name = after
+            .find(|c: char| !is_path_char(c))
+            .unwrap_or(after.len());
+        range.end += seps + trim_trailing_dots(&after[..name]).len();
+    }
+}
+
+/// A quoted path runs to its closing quote, spaces included (`'/Users/Ada Lovelace'`,
+/// `"C:\My Files\a b.txt"`), as long as what follows the match on the line up to that quote
+/// could be part of a path.
+fn extend_to_quote(text: &str, range: &mut Range<usize>) {
+    let Some(quote) = text[..range.start]
+        .chars()
+        .next_back()
+        .filter(|&c| c == '"' || c == '\'')
+    else {
+        return;
+    };
+    let rest = within(&text[range.end..], MAX_FIELD_BYTES);
+    let Some(close) = rest.find(quote) else {
+        return;
+    };
+    let between = &rest[..close];
+    let fits = between.starts_with(' ')
+        && !between.contains("  ")
+        && !between.contains(": ")
+        && between
+            .chars()
+            .all(|c| c == ' ' || c == '/' || c == '\\' || c == '(' || c == ')' || is_path_char(c));
+    if fits {
+        range.end += close;
+    }
+}
+
+/// A home directory on its own: `~`, `~alice`, `/home/<name>`, `/Users/<name>`,
+/// `C:\Users\<name>`, `C:\Documents and Settings\<name>`, and the homes of WSL
+/// (`/mnt/c/Users/<name>`), Solaris and NFS (`/export/home/<name>`) and Fedora Atomic
+/// (`/var/home/<name>`). A deeper `users/<name>` is data (`/api/v1/users/42`).
+fn is_home_dir(path: &str) -> bool {
+    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let is = |part: &str, name: &str| part.eq_ignore_ascii_case(name);
+    let drive = |part: &str| part.len() == 2 && part.ends_with(':');
+    match parts.as_slice() {
+        [tilde] => tilde.starts_with('~'),
+        [parent, _] => !drive(parent) && (is(parent, "home") || is(parent, "users")),
+        [root, parent, _] if drive(root) => {
+            is(parent, "users") || is(parent, "documents and settings")
+        }
+        [root, parent, _] => (is(root, "export") || is(root, "var")) && is(parent, "home"),
+        [mnt, letter, parent, _] => is(mnt, "mnt") && letter.len() == 1 && is(parent, "users"),
         _ => false,
+    }
+}
+
+/// The user directory at the start of a relative path: `home/alice/...`, `Users/bob/...`,
+/// `./Users/bob/...` (absolute paths were reduced already). Searched in lower case, checked
+/// in the text: `users/models.py` of a web app is no home.
+static USER_DIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r#"(?:home|users)[/\\]({PATH_CHAR}+)[/\\]"#))
+        .expect("user directory pattern compiles")
+});
+
+/// `lower` is `text` in lower case.
+fn collect_user_dirs(text: &str, lower: &str, spans: &mut Spans) {
+    for caps in USER_DIR.captures_iter(lower) {
+        let (Some(all), Some(name)) = (caps.get(0), caps.get(1)) else {
+            continue;
+        };
+        let dir = &text[all.start()..];
+        if !(dir.starts_with("home") || dir.starts_with("Users")) {
+            continue;
+        }
+        // `home/` must start the path (perhaps after `./` or `../`): not `chome/` nor
+        // `app/home/`.
+        let before = text[..all.start()].trim_end_matches(['.', '/', '\\']);
+        let dotted = before.len() < all.start() && text[before.len()..all.start()].starts_with('.');
+        let starts_path = before.is_empty() && (dotted || all.start() == 0)
+            || (before.len() == all.start() || dotted)
+                && before.chars().next_back().is_none_or(is_path_lead);
+        if starts_path && !name.as_str().starts_with('<') && name.as_str() != "~" {
+            spans.add(name.range(), "<user>");
+        }
     }
 }
 
