@@ -336,10 +336,10 @@ fn host_in(text: &str, range: Range<usize>) -> Option<Range<usize>> {
 /// Host names (dotted, or bare before a port) become `<host>`; a port stays.
 pub(super) fn collect_hosts(text: &str, spans: &mut Spans) {
     for name in candidates(text) {
-        if spans.overlaps(&name) || spans.glued(text, &name) {
+        if spans.overlaps(&name) {
             continue;
         }
-        if let Some(host) = host_in(text, name) {
+        if let Some(host) = host_in(text, name.clone()).filter(|_| !spans.glued(text, &name)) {
             spans.add(host, "<host>");
         }
     }

@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 
 use super::{fields, hosts, secrets};
 use super::{Anonymizer, LocalNames, MAX_TEXT_BYTES, TRUNCATION_MARKER};
@@ -207,9 +207,7 @@ impl Anonymizer {
         if dot && digit {
             collect_ipv4(text, &mut spans);
         }
-        if words.has(Cues::USER_DIR) {
-            collect_user_dirs(text, &lower, &mut spans);
-        }
+        collect_user_dirs(text, &mut spans);
         if digit && text.len() >= 16 {
             secrets::collect_shaped(text, &mut spans);
         }
@@ -335,10 +333,8 @@ impl NamePattern {
 #[derive(Clone, Copy)]
 struct Cues(u8);
 
-/// Every word a rule's matches contain, lower case, with the rules it wakes. A word that
-/// starts another one (`users`, `user`) comes first and wakes both: the search takes one
-/// word per position.
-const CUE_WORDS: [(&str, u8); 30] = [
+/// Every word a rule's matches contain, lower case, with the rules it wakes.
+const CUE_WORDS: [(&str, u8); 29] = [
     ("-----begin ", Cues::PEM),
     ("://", Cues::URL),
     ("authorization", Cues::AUTH | Cues::SECRET_KEY),
@@ -363,17 +359,15 @@ const CUE_WORDS: [(&str, u8); 30] = [
     ("eai_again", Cues::HOST),
     ("domain(", Cues::HOST),
     ("tcp(", Cues::HOST),
-    ("users", Cues::USER | Cues::USER_DIR),
+    ("users", Cues::USER),
     ("user", Cues::USER),
     ("uid", Cues::USER),
     ("login", Cues::USER),
     ("role", Cues::USER),
-    ("home", Cues::USER_DIR),
 ];
 
-static CUES: LazyLock<Regex> = LazyLock::new(|| {
-    let words: Vec<String> = CUE_WORDS.iter().map(|(w, _)| regex::escape(w)).collect();
-    Regex::new(&words.join("|")).expect("cue pattern compiles")
+static CUES: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(CUE_WORDS.iter().map(|(w, _)| regex::escape(w))).expect("cue patterns compile")
 });
 
 impl Cues {
@@ -383,23 +377,14 @@ impl Cues {
     const SECRET_KEY: u8 = 1 << 3;
     const HOST: u8 = 1 << 4;
     const USER: u8 = 1 << 5;
-    const USER_DIR: u8 = 1 << 6;
 
-    /// `lower` is the text in lower case. The search resumes right after the start of each
-    /// word found, so a word inside another (`role` in `userole`) is seen too.
+    /// `lower` is the text in lower case. A set finds every word, wherever it is, even
+    /// inside another one (`secret` in `usersecret`).
     fn of(lower: &str) -> Cues {
-        let mut found = 0;
-        let mut at = 0;
-        while let Some(m) = CUES.find_at(lower, at) {
-            found |= CUE_WORDS
-                .iter()
-                .find(|(w, _)| *w == m.as_str())
-                .map_or(0, |&(_, rules)| rules);
-            at = m.start() + 1;
-            while !lower.is_char_boundary(at) {
-                at += 1;
-            }
-        }
+        let found = CUES
+            .matches(lower)
+            .into_iter()
+            .fold(0, |found, i| found | CUE_WORDS[i].1);
         Cues(found)
     }
 
@@ -756,32 +741,28 @@ fn is_home_dir(path: &str) -> bool {
 }
 
 /// The user directory at the start of a relative path: `home/alice/...`, `Users/bob/...`,
-/// `./Users/bob/...` (absolute paths were reduced already). Searched in lower case, checked
-/// in the text: `users/models.py` of a web app is no home.
-static USER_DIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r#"(?:home|users)[/\\]({PATH_CHAR}+)[/\\]"#))
-        .expect("user directory pattern compiles")
-});
-
-/// `lower` is `text` in lower case.
-fn collect_user_dirs(text: &str, lower: &str, spans: &mut Spans) {
-    for caps in USER_DIR.captures_iter(lower) {
-        let (Some(all), Some(name)) = (caps.get(0), caps.get(1)) else {
-            continue;
-        };
-        let dir = &text[all.start()..];
-        if !(dir.starts_with("home") || dir.starts_with("Users")) {
-            continue;
-        }
-        // `home/` must start the path (perhaps after `./` or `../`): not `chome/` nor
-        // `app/home/`.
-        let before = text[..all.start()].trim_end_matches(['.', '/', '\\']);
-        let dotted = before.len() < all.start() && text[before.len()..all.start()].starts_with('.');
-        let starts_path = before.is_empty() && (dotted || all.start() == 0)
-            || (before.len() == all.start() || dotted)
-                && before.chars().next_back().is_none_or(is_path_lead);
-        if starts_path && !name.as_str().starts_with('<') && name.as_str() != "~" {
-            spans.add(name.range(), "<user>");
+/// `./Users/bob/...` (absolute paths were reduced already); `users/models.py` of a web
+/// app and `app/home/views.py` are no homes.
+fn collect_user_dirs(text: &str, spans: &mut Spans) {
+    let lead = |before: &str| before.chars().next_back().is_none_or(is_path_lead);
+    for dir in ["home", "Users"] {
+        for (at, _) in text.match_indices(dir) {
+            let before = &text[..at];
+            let dotted = before
+                .strip_suffix(['/', '\\'])
+                .and_then(|b| b.strip_suffix("..").or_else(|| b.strip_suffix('.')));
+            if !(lead(before) || dotted.is_some_and(lead)) {
+                continue;
+            }
+            let Some(rest) = text[at + dir.len()..].strip_prefix(['/', '\\']) else {
+                continue;
+            };
+            let len = rest.find(|c| !is_path_char(c)).unwrap_or(rest.len());
+            let name = &rest[..len];
+            if name.is_empty() || name == "~" || !rest[len..].starts_with(['/', '\\']) {
+                continue;
+            }
+            spans.add(offset_range(text, name), "<user>");
         }
     }
 }
