@@ -36,6 +36,7 @@ use crate::env::{Environment, MapEnvironment, ProcessEnvironment};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::notice::{self, Notice};
+use crate::otel::{OtelSettings, Tracer};
 use crate::payload::PayloadBuilder;
 use crate::profile::IdLocation;
 use crate::profile::Profile;
@@ -106,6 +107,8 @@ pub struct ClientBuilder {
     reports: ReportSchedule,
     /// Error reports' options (`crash_options`); `None`: the first `report_panics` call's.
     crash: Option<CrashOptions>,
+    /// Observability settings made in code; they beat the `*_OTEL_*` variables.
+    otel: OtelSettings,
 }
 
 impl ClientBuilder {
@@ -258,6 +261,28 @@ impl ClientBuilder {
         self
     }
 
+    /// Observability settings made in code (endpoint, service name, headers,
+    /// granularity...): each one set beats the environment's. Traces are independent of
+    /// telemetry consent; see [`crate::otel`].
+    ///
+    /// ```
+    /// use telemetry_core::otel::{Granularity, OtelSettings};
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}};
+    /// let client = telemetry_core::Client::builder("chroma", "1.0")
+    ///     .environment(MapEnvironment::new().with("ANONYMIZED_TELEMETRY", "False"))
+    ///     .sink(SinkConfig::Memory(MemorySink::new()))
+    ///     .otel(OtelSettings { endpoint: Some("http://127.0.0.1:4317".into()), ..Default::default() })
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!client.is_enabled()); // telemetry is off...
+    /// assert!(client.tracer().is_recording(Granularity::Operation)); // ...traces are not
+    /// # client.shutdown(std::time::Duration::ZERO);
+    /// ```
+    pub fn otel(mut self, settings: OtelSettings) -> Self {
+        self.otel = settings;
+        self
+    }
+
     /// Resolves consent and checks the configuration. Starts nothing: no thread, no file,
     /// no socket until the first enabled capture.
     ///
@@ -367,6 +392,14 @@ impl ClientBuilder {
             usage_identity,
             activation,
         );
+        let tracer = Tracer::new(
+            &profile,
+            &self.product,
+            &self.version,
+            &self.runtime.0,
+            &self.otel,
+            &*self.env,
+        );
         let setup = WorkerSetup {
             profile,
             env: self.env,
@@ -408,6 +441,7 @@ impl ClientBuilder {
             shutdown_deadline: self.shutdown_deadline,
             memory,
             usage,
+            tracer,
         })
     }
 }
@@ -519,6 +553,9 @@ pub struct ClientConfig {
     /// Error reports' options, `{"deadline_ms", "per_fingerprint_ms", "per_hour"}`.
     #[serde(default)]
     pub crash: Option<CrashConfig>,
+    /// Observability settings made in code ([`OtelSettings`]'s keys).
+    #[serde(default)]
+    pub otel: Option<OtelSettings>,
 }
 
 /// The JSON form of [`CrashOptions`] in a [`ClientConfig`]; every key is optional and
@@ -673,6 +710,9 @@ impl ClientConfig {
         if let Some(c) = self.crash {
             b = b.crash_options(c.options());
         }
+        if let Some(o) = self.otel {
+            b = b.otel(o);
+        }
         Ok(b)
     }
 }
@@ -719,6 +759,7 @@ pub struct Client {
     shutdown_deadline: Duration,
     memory: Option<MemorySink>,
     usage: Usage,
+    tracer: Tracer,
 }
 
 /// The pipeline's state, shared by the client and by its usage registry, whose first
@@ -808,6 +849,7 @@ impl Client {
             notice: None,
             reports: ReportSchedule::default(),
             crash: None,
+            otel: OtelSettings::default(),
         }
     }
 
@@ -850,6 +892,21 @@ impl Client {
     /// ```
     pub fn stats(&self) -> Stats {
         self.core.counters.snapshot()
+    }
+
+    /// The client's tracer: spans for the operator's OpenTelemetry endpoint, configured by
+    /// [`ClientBuilder::otel`] and the `*_OTEL_*` variables, independent of consent.
+    ///
+    /// ```
+    /// # use telemetry_core::{env::MapEnvironment, sink::{MemorySink, SinkConfig}, Client};
+    /// # let client = Client::builder("app", "1.0").environment(MapEnvironment::new())
+    /// #     .sink(SinkConfig::Memory(MemorySink::new())).build().unwrap();
+    /// use telemetry_core::otel::Granularity;
+    /// client.tracer().in_span("startup", Granularity::Operation, |_| ());
+    /// assert_eq!(client.tracer().stats().recorded, 0); // no endpoint configured
+    /// ```
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
     }
 
     /// Reports this process's panics to this client, under its consent: installs the panic
@@ -1044,11 +1101,20 @@ impl Client {
     /// assert_eq!(stats.sent + stats.dropped_shutdown, 1);
     /// ```
     pub fn shutdown(&self, deadline: Duration) -> Stats {
+        // Spans and events share the deadline: both export threads start on their last
+        // batch now, and both waits end by the same instant.
+        let by = Instant::now() + deadline;
+        self.tracer.begin_shutdown(by);
+        let stats = self.shutdown_events(by);
+        self.tracer.wait_closed(by);
+        stats
+    }
+
+    fn shutdown_events(&self, by: Instant) -> Stats {
         self.core.closed.store(true, Ordering::Release);
         let Some(p) = self.core.current() else {
             return self.stats();
         };
-        let by = Instant::now() + deadline;
         {
             let mut c = p.shared.lock();
             if c.shutdown_by.is_none() {

@@ -12,6 +12,7 @@ pub mod env;
 pub mod event;
 pub mod identity;
 pub mod notice;
+pub mod otel;
 pub mod payload;
 pub mod profile;
 pub mod samples;

@@ -12,6 +12,8 @@
 //!   handle, the report, the Prometheus text and the local endpoints.
 //! - Error reports (`src/crash.rs`): a handled error or a crash as JSON, and what became of
 //!   it through an out-parameter.
+//! - Traces (`src/traces.rs`): the resolved observability configuration, one call per
+//!   ended span (bytes, `telemetry_core::otel::wire`), span counters and flush.
 //! - Every entry point catches panics (`TELEMETRY_ERROR_CODE_PANIC`); nothing unwinds
 //!   into C.
 //!
@@ -34,6 +36,7 @@ mod crash;
 mod error;
 mod io;
 mod log;
+mod traces;
 mod usage;
 
 use std::ffi::{c_char, CStr};
@@ -49,6 +52,7 @@ pub use error::{
     telemetry_error_code, telemetry_error_free, telemetry_error_message, Error, ErrorCode,
 };
 pub use io::{telemetry_string_free, TELEMETRY_MAX_INPUT_BYTES, TELEMETRY_MAX_TIMEOUT_MS};
+pub use traces::*;
 pub use usage::*;
 
 const VERSION: &CStr =

@@ -1,0 +1,125 @@
+//! OTLP over gRPC with tonic. tonic needs an async runtime; a host may have none, so the
+//! export thread builds a single-threaded tokio runtime of its own, only when gRPC is the
+//! protocol in use, and drives each request to completion on it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::Code;
+
+use super::export::Attempt;
+
+/// A lazily connected channel to one gRPC endpoint and the runtime that drives it.
+pub struct GrpcChannel {
+    runtime: Option<tokio::runtime::Runtime>,
+    client: Result<TraceServiceClient<Channel>, String>,
+    metadata: MetadataMap,
+    url: String,
+}
+
+impl GrpcChannel {
+    /// A channel to `url`; nothing connects until the first export.
+    pub fn new(url: &str, gzip: bool, headers: &[(String, String)]) -> GrpcChannel {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok();
+        let client = match &runtime {
+            None => Err("could not start the gRPC runtime".to_string()),
+            Some(rt) => {
+                // `connect_lazy` must run inside the runtime: it spawns the connection task.
+                let _guard = rt.enter();
+                connect(url).map(|channel| {
+                    let client = TraceServiceClient::new(channel);
+                    if gzip {
+                        client
+                            .send_compressed(CompressionEncoding::Gzip)
+                            .accept_compressed(CompressionEncoding::Gzip)
+                    } else {
+                        client
+                    }
+                })
+            }
+        };
+        let mut metadata = MetadataMap::new();
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (
+                MetadataKey::from_str(k),
+                MetadataValue::try_from(v.as_str()),
+            ) {
+                metadata.insert(k, v);
+            }
+        }
+        GrpcChannel {
+            runtime,
+            client,
+            metadata,
+            url: url.to_string(),
+        }
+    }
+
+    /// One Export call, bounded by `timeout`.
+    pub fn export(&mut self, request: &ExportTraceServiceRequest, timeout: Duration) -> Attempt {
+        let (Some(rt), Ok(client)) = (&self.runtime, &mut self.client) else {
+            return Attempt::Fail(match &self.client {
+                Err(e) => e.clone(),
+                Ok(_) => "could not start the gRPC runtime".into(),
+            });
+        };
+        let mut req = tonic::Request::new(request.clone());
+        *req.metadata_mut() = self.metadata.clone();
+        req.set_timeout(timeout);
+        let url = &self.url;
+        rt.block_on(async {
+            match tokio::time::timeout(timeout, client.export(req)).await {
+                Err(_) => Attempt::Retry {
+                    after: None,
+                    why: format!("{url} did not answer within {} ms", timeout.as_millis()),
+                },
+                Ok(Ok(response)) => Attempt::Accepted {
+                    rejected: response
+                        .into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_spans.max(0) as u64),
+                },
+                Ok(Err(status)) => {
+                    let why = format!(
+                        "{url} answered gRPC {:?}: {}",
+                        status.code(),
+                        status.message()
+                    );
+                    match status.code() {
+                        Code::Unavailable
+                        | Code::ResourceExhausted
+                        | Code::Aborted
+                        | Code::Cancelled
+                        | Code::DeadlineExceeded
+                        | Code::OutOfRange
+                        | Code::DataLoss => Attempt::Retry { after: None, why },
+                        _ => Attempt::Fail(why),
+                    }
+                }
+            }
+        })
+    }
+}
+
+fn connect(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("{url} is not a gRPC endpoint: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let endpoint = if url.starts_with("https://") {
+        endpoint
+            .tls_config(ClientTlsConfig::new().with_webpki_roots())
+            .map_err(|e| format!("TLS for {url}: {e}"))?
+    } else {
+        endpoint
+    };
+    Ok(endpoint.connect_lazy())
+}
