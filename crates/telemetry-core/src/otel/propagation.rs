@@ -1,6 +1,8 @@
 //! W3C Trace Context: the `traceparent` and `tracestate` headers that carry a trace from
-//! one service to the next. Parsing and formatting are the OpenTelemetry SDK's
-//! (`TraceContextPropagator`).
+//! one service to the next. Formatting and `tracestate` are the OpenTelemetry SDK's
+//! (`TraceContextPropagator`); `traceparent` is checked here first against the
+//! recommendation's exact shape, which the SDK's parser is lenient about (it pads a
+//! 31-digit trace id), so all three bindings accept exactly the same headers.
 //!
 //! ```
 //! use telemetry_core::otel::propagation::{extract, inject};
@@ -23,6 +25,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 /// The remote span context in `traceparent` (and `tracestate`), or `None` when the header
 /// is not valid W3C Trace Context (all-zero ids, a bad version, wrong lengths).
 pub fn extract(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
+    if !well_formed(traceparent.trim()) {
+        return None;
+    }
     let mut carrier = HashMap::with_capacity(2);
     carrier.insert("traceparent".to_string(), traceparent.trim().to_string());
     if let Some(ts) = tracestate {
@@ -31,6 +36,26 @@ pub fn extract(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContex
     let cx = TraceContextPropagator::new().extract(&carrier);
     let sc = cx.span().span_context().clone();
     sc.is_valid().then_some(sc)
+}
+
+/// `version-traceid-spanid-flags`: two, 32, 16 and two lowercase hex digits; version
+/// `ff` is invalid; version `00` has exactly four parts, a later version may add more.
+pub fn well_formed(header: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let parts: Vec<&str> = header.split('-').collect();
+    if parts.len() < 4 || !hex(parts[0], 2) || parts[0] == "ff" {
+        return false;
+    }
+    if parts[0] == "00" && parts.len() != 4 {
+        return false;
+    }
+    hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1] != "00000000000000000000000000000000"
+        && parts[2] != "0000000000000000"
 }
 
 /// The `traceparent` header for `span`, and `tracestate` when it has one.
