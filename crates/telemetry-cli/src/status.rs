@@ -36,6 +36,7 @@ struct Status {
     state_dir: Option<String>,
     notice_shown: bool,
     notice_marker: Option<String>,
+    otel: telemetry_core::otel::OtelConfig,
 }
 
 fn gather(profile: &Profile, env: &dyn Environment, args: &StatusArgs) -> Status {
@@ -58,6 +59,13 @@ fn gather(profile: &Profile, env: &dyn Environment, args: &StatusArgs) -> Status
         state_dir: profile.state_dir(env).map(shown),
         notice_shown: notice::was_shown(profile, env),
         notice_marker: notice::marker_path(profile, env).map(shown),
+        // The product name is the profile's: a generic product's default service name.
+        otel: telemetry_core::otel::config::resolve(
+            profile,
+            profile.name(),
+            &telemetry_core::otel::OtelSettings::default(),
+            env,
+        ),
     }
 }
 
@@ -116,6 +124,9 @@ impl Status {
             "notice_marker": self.notice_marker,
             "collected": COLLECTED,
             "never_collected": NEVER_COLLECTED,
+            // Observability is the operator's, independent of consent; header values are
+            // credentials and stay hidden.
+            "observability": self.otel.to_status_json(),
         });
         if let Value::Object(rest) = rest {
             object.extend(rest);
@@ -185,6 +196,18 @@ impl Status {
             format!("\nTurn it on: telemetry enable --profile {p} (any source that says off still wins)")
         };
         let _ = writeln!(t, "{switch}");
+        let _ = writeln!(
+            t,
+            "\nObservability (OpenTelemetry traces to the operator's own collector, never to \
+             the product's team; independent of the setting above):"
+        );
+        for line in self.otel.describe().lines() {
+            let _ = writeln!(t, "  {line}");
+        }
+        let _ = writeln!(
+            t,
+            "  (settings in the product's code beat these variables; this command cannot see them)"
+        );
         t
     }
 }

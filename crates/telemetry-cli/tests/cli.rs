@@ -304,6 +304,50 @@ fn status_reports_env_switches_endpoint_id_and_notice() {
 }
 
 #[test]
+fn status_shows_observability_with_header_values_hidden_and_bad_values_named() {
+    let quiet = Sandbox::new();
+    let s = quiet.status_json("chroma");
+    assert_eq!(s["observability"]["active"], false);
+    assert!(quiet
+        .ok(&["status", "--profile", "chroma"])
+        .contains("traces: off: no endpoint configured"));
+
+    // Telemetry is off, traces are on: the two are independent.
+    let sb = Sandbox::new()
+        .with("ANONYMIZED_TELEMETRY", "False")
+        .with(
+            "CHROMA_OTEL_COLLECTION_ENDPOINT",
+            "http://otel.internal:4317",
+        )
+        .with(
+            "CHROMA_OTEL_COLLECTION_HEADERS",
+            r#"{"x-honeycomb-team": "hc-secret-key"}"#,
+        )
+        .with("CHROMA_OTEL_GRANULARITY", "verbose");
+    let s = sb.status_json("chroma");
+    assert_eq!(s["enabled"], false);
+    let o = &s["observability"];
+    assert_eq!(o["active"], true);
+    assert_eq!(o["endpoint"], "http://otel.internal:4317");
+    assert_eq!(o["protocol"], "grpc");
+    assert_eq!(o["service_name"], "chromadb");
+    assert_eq!(o["headers"], serde_json::json!(["x-honeycomb-team"]));
+    assert!(o["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("CHROMA_OTEL_GRANULARITY=\"verbose\""));
+    let text = sb.ok(&["status", "--profile", "chroma"]);
+    assert!(text.contains("x-honeycomb-team=<hidden>"), "{text}");
+    assert!(
+        text.contains("from CHROMA_OTEL_COLLECTION_ENDPOINT"),
+        "{text}"
+    );
+    for shown in [s.to_string(), text] {
+        assert!(!shown.contains("hc-secret-key"), "{shown}");
+    }
+}
+
+#[test]
 fn evidently_in_library_mode_is_off() {
     let sb = Sandbox::new();
     let s: Value = serde_json::from_str(&sb.ok(&[
