@@ -36,12 +36,7 @@ fn configuration_vectors() {
             env.set(k.clone(), val.as_str().unwrap());
         }
         let settings: OtelSettings = serde_json::from_value(case["settings"].clone()).unwrap();
-        let c = config::resolve(
-            &profile,
-            case["product"].as_str().unwrap(),
-            &settings,
-            &env,
-        );
+        let c = config::resolve(&profile, case["product"].as_str().unwrap(), &settings, &env);
         let shown = c.to_status_json();
         let expect = case["expect"].as_object().unwrap();
         for (key, want) in expect {
@@ -84,7 +79,9 @@ fn configuration_vectors() {
                         .map(|p| p.as_str().unwrap())
                         .collect();
                     assert!(
-                        c.warnings.iter().any(|w| parts.iter().all(|p| w.contains(p))),
+                        c.warnings
+                            .iter()
+                            .any(|w| parts.iter().all(|p| w.contains(p))),
                         "{name}: no warning holds {parts:?}: {:?}",
                         c.warnings
                     );
@@ -159,9 +156,7 @@ fn wire_span(case: &Value) -> FinishedSpan {
     let mut span_id = [0u8; 8];
     span_id.copy_from_slice(&hex16(&format!("{:0>32}", s["span_id"].as_str().unwrap()))[8..]);
     let mut parent = [0u8; 8];
-    parent.copy_from_slice(
-        &hex16(&format!("{:0>32}", s["parent_span_id"].as_str().unwrap()))[8..],
-    );
+    parent.copy_from_slice(&hex16(&format!("{:0>32}", s["parent_span_id"].as_str().unwrap()))[8..]);
     FinishedSpan {
         trace_id: hex16(s["trace_id"].as_str().unwrap()),
         span_id,
@@ -212,7 +207,8 @@ fn wire_vectors() {
             .collect();
         let err = wire::decode(&bytes).unwrap_err();
         assert!(
-            err.to_string().contains(case["error_contains"].as_str().unwrap()),
+            err.to_string()
+                .contains(case["error_contains"].as_str().unwrap()),
             "{}: {err}",
             case["name"]
         );

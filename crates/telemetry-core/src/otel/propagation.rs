@@ -42,7 +42,9 @@ pub fn extract(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContex
 /// `ff` is invalid; version `00` has exactly four parts, a later version may add more.
 pub fn well_formed(header: &str) -> bool {
     let hex = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let parts: Vec<&str> = header.split('-').collect();
     if parts.len() < 4 || !hex(parts[0], 2) || parts[0] == "ff" {
