@@ -729,6 +729,69 @@ telemetry_error_t *telemetry_log_take(char **out_json,
                                       size_t *out_len);
 
 /**
+ * Writes the client's resolved observability configuration as JSON to `*out_json`:
+ * `{"active", "level" (0 none … 3 all), "granularity", "endpoint", "protocol",
+ * "headers" (names only), "service_name", "sampler" ({"kind": "always_on" | "always_off"
+ * | "trace_id_ratio" | "parent_based", "ratio", "root"}), "disabled", "compression",
+ * "origins", "warnings"}`. A span declared at a level above `level` is not recorded.
+ *
+ * The string is owned by the caller and freed with `telemetry_string_free`; `out_len`
+ * (may be NULL) gets its length. Thread-safe. Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * `client` NULL or live; `out_json` NULL or writable; `out_len` NULL or writable.
+ */
+telemetry_error_t *telemetry_client_trace_config(const telemetry_client_t *client,
+                                                 char **out_json,
+                                                 size_t *out_len);
+
+/**
+ * Queues one ended span, encoded as `telemetry_core::otel::wire` describes, for export.
+ * Never blocks: a full queue drops the span and counts it. Ignored (not an error) when
+ * the client records no spans. After `telemetry_client_shutdown` the span is counted as
+ * dropped at shutdown.
+ *
+ * The bytes are only read during the call. Thread-safe.
+ * Errors: `NULL_POINTER`, `TOO_LARGE` (over 4 MiB), `INVALID_ARGUMENT` (bytes that are not
+ * a span: truncated, an unknown version, kind or type, zero ids, invalid UTF-8 in a
+ * string; the message says which).
+ *
+ * # Safety
+ * `client` NULL or live; (`span`, `span_len`) NULL or `span_len` readable bytes.
+ */
+telemetry_error_t *telemetry_client_record_span(const telemetry_client_t *client,
+                                                const uint8_t *span,
+                                                size_t span_len);
+
+/**
+ * Writes the span counters as JSON to `*out_json`: `{"recorded", "exported",
+ * "dropped_queue_full", "dropped_failed", "dropped_shutdown", "queued",
+ * "failed_requests", "retries"}`; `exported + dropped_* + queued = recorded` always.
+ *
+ * Ownership as for `telemetry_client_trace_config`. Thread-safe; works after shutdown.
+ * Errors: `NULL_POINTER`.
+ *
+ * # Safety
+ * As for `telemetry_client_trace_config`.
+ */
+telemetry_error_t *telemetry_client_span_stats(const telemetry_client_t *client,
+                                               char **out_json,
+                                               size_t *out_len);
+
+/**
+ * Exports the queued spans and waits up to `timeout_ms`. Returns NULL when every span
+ * queued went out (or none was queued), `TIMEOUT` when time ran out first, and
+ * `NOT_DELIVERED` when spans were dropped instead.
+ *
+ * Thread-safe. Errors: `NULL_POINTER`, `TIMEOUT`, `NOT_DELIVERED`.
+ *
+ * # Safety
+ * `client` NULL or live.
+ */
+telemetry_error_t *telemetry_client_flush_spans(const telemetry_client_t *client,
+                                                uint64_t timeout_ms);
+
+/**
  * Declares an operation timing family of `client`'s usage statistics and writes it to
  * `*out_family`. The declaration is JSON: `{"name": "rest_responses", "help": "...",
  * "labels": [["route", "safe"], ["status", "safe"]], "bounds_millis": [1, 5, 10],
