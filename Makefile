@@ -63,7 +63,7 @@ bench: deps $(BENCH_TARGETS) ## Benchmarks, each figure beside its floor measure
 
 bench-core:
 	$(CARGO) build --release -p telemetry-core --examples
-	$(CARGO) bench -p telemetry-core --bench capture --bench delivery --bench usage --bench crash
+	$(CARGO) bench -p telemetry-core --bench capture --bench delivery --bench usage --bench crash --bench otel
 
 clean: ## Remove build outputs
 	rm -rf $(CARGO_TARGET_DIR) .demo .venv
