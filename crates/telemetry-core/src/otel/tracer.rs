@@ -394,6 +394,9 @@ pub struct Span {
     inner: SpanInner,
 }
 
+// Boxing the SDK span would cost an allocation per span; a `Span` lives on its caller's
+// stack for the length of one operation.
+#[allow(clippy::large_enum_variant)]
 enum SpanInner {
     None,
     /// Not entered: the SDK's span, whose API takes `&mut self`.

@@ -42,6 +42,12 @@ pub const MAX_EVENTS: usize = 128;
 /// The largest encoded span accepted.
 pub const MAX_BYTES: usize = 4 << 20;
 
+/// Attributes in wire order: key and value.
+pub type Attributes = Vec<(String, AttributeValue)>;
+
+/// An event: name, Unix nanoseconds, attributes.
+pub type WireEvent = (String, u64, Attributes);
+
 /// A span a binding built, in plain fields; [`encode`] gives its bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FinishedSpan {
@@ -70,9 +76,9 @@ pub struct FinishedSpan {
     /// The W3C `tracestate` inherited from the parent.
     pub trace_state: String,
     /// Attributes.
-    pub attributes: Vec<(String, AttributeValue)>,
-    /// Events: name, Unix nanoseconds, attributes.
-    pub events: Vec<(String, u64, Vec<(String, AttributeValue)>)>,
+    pub attributes: Attributes,
+    /// Events.
+    pub events: Vec<WireEvent>,
 }
 
 /// An attribute value as the wire carries it.
