@@ -424,3 +424,29 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     let s = client.tracer().stats();
     assert_eq!(s.exported + s.dropped() + s.queued, 1_000, "{s:?}");
 }
+
+#[test]
+fn a_tracer_without_a_client_is_shut_down_by_the_default_deadline_when_dropped() {
+    let slow = receiver();
+    slow.set_fault(Fault::Delay { ms: 5_000 });
+    let tracer = telemetry_core::otel::Tracer::new(
+        &telemetry_core::profile::Profile::Qdrant,
+        "qdrant",
+        "1.0",
+        "rust",
+        &OtelSettings {
+            schedule_delay_ms: Some(10),
+            ..http_settings(&slow, "http/protobuf")
+        },
+        &MapEnvironment::new(),
+    );
+    tracer.in_span("search", Granularity::Operation, |_| ());
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    drop(tracer);
+    assert!(
+        t.elapsed() < Duration::from_millis(1_300),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -289,6 +289,18 @@ impl Tracer {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A tracer used without a client (or outliving it) is shut down here, within the
+        // client's default deadline: the SDK provider's own drop would wait up to 5 s.
+        if let Some(p) = self.pipeline.get() {
+            let by = Instant::now() + crate::client::DEFAULT_SHUTDOWN;
+            p.queue.begin_shutdown(by);
+            p.queue.wait_closed(by);
+        }
+    }
+}
+
 fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
     use opentelemetry_sdk::trace::Sampler as S;
     let root = |r: RootSampler| match r {
