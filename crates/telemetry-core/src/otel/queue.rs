@@ -307,12 +307,16 @@ fn export_loop(shared: Arc<Shared>) {
     let mut exporter = Exporter::new(config, &shared.resource);
     let generation = fork_generation();
     let mut first_queued: Option<Instant> = None;
+    // Double buffering: when the whole queue is one batch, the export thread swaps its
+    // empty buffer in (keeping its capacity) instead of moving spans under the lock,
+    // where the threads ending spans would wait for it.
+    let mut spare: VecDeque<SpanData> = VecDeque::new();
     loop {
         let mut st = shared.lock();
         if st.worker != Some(generation) {
             return; // a fork's child took the queue over
         }
-        let (batch, flush_ticket, shutdown_by) = loop {
+        let (flush_ticket, shutdown_by) = loop {
             let shutting = st.shutdown_by;
             let flush_wanted = st.flush_asked > st.flushed;
             if st.spans.is_empty() {
@@ -340,14 +344,18 @@ fn export_loop(shared: Arc<Shared>) {
                 || Instant::now() >= due
             {
                 let n = st.spans.len().min(config.max_export_batch_size);
-                let batch: Vec<SpanData> = st.spans.drain(..n).collect();
-                st.in_flight = batch.len() as u64;
+                if n == st.spans.len() {
+                    std::mem::swap(&mut st.spans, &mut spare);
+                } else {
+                    spare.extend(st.spans.drain(..n));
+                }
+                st.in_flight = n as u64;
                 first_queued = if st.spans.is_empty() {
                     None
                 } else {
                     Some(Instant::now())
                 };
-                break (batch, st.flush_asked, shutting);
+                break (st.flush_asked, shutting);
             }
             let left = due.saturating_duration_since(Instant::now());
             st = shared
@@ -358,6 +366,7 @@ fn export_loop(shared: Arc<Shared>) {
         };
         drop(st);
 
+        let batch: Vec<SpanData> = spare.drain(..).collect();
         let n = batch.len() as u64;
         let outcome = send_with_retries(&shared, &mut exporter, batch, shutdown_by);
         let c = &shared.counters;
