@@ -28,8 +28,12 @@ import (
 // collected without Close is closed then, within its shutdown timeout.
 type Client struct {
 	enabled bool // never changes: the hot path reads it without synchronization
-	c       *client
-	usage   Usage // Usage returns its address, which keeps the Client reachable
+	// traceLevel is the finest granularity of the spans recorded (GranularityNone when
+	// tracing is off); it never changes, so StartSpan reads it without synchronization.
+	traceLevel Granularity
+	c          *client
+	tr         *tracer
+	usage      Usage // Usage returns its address, which keeps the Client reachable
 }
 
 // client is the state shared with the sender goroutine. It is separate from Client so the
@@ -49,9 +53,11 @@ type client struct {
 
 	// hmu guards h: calls into C hold it for reading; Close frees h holding it for writing,
 	// so no call can use a freed handle.
-	hmu   sync.RWMutex
-	h     handle
-	final Stats // the stats at Close, served once h is gone
+	hmu        sync.RWMutex
+	h          handle
+	final      Stats     // the stats at Close, served once h is gone
+	finalSpans SpanStats // the span counters at Close, likewise
+	tracing    bool      // spans are recorded: Close shuts the library down even opted out
 
 	// mu guards the buffer and the goroutine's state; it is never held across a C call.
 	mu       sync.Mutex
@@ -125,26 +131,32 @@ func New(opts ...Option) (*Client, error) {
 		wake:            make(chan struct{}, 1),
 		quit:            make(chan struct{}),
 	}
-	if err := in.readDecision(); err != nil {
+	err = in.readDecision()
+	var tr *tracer
+	if err == nil {
+		tr, err = in.readTraceConfig()
+	}
+	if err != nil {
 		cFree(h)
 		if in.logger != nil {
 			releaseLogger(in.logger)
 		}
 		return nil, err
 	}
+	in.tracing = tr.level > GranularityNone
 	if in.logger != nil {
-		if in.enabled {
+		if in.enabled || in.tracing {
 			drainLogs()
 		} else {
-			// Opted out, the client never logs again (no worker, nothing sent): it hands
-			// over the warnings of its build and lets its logger go.
+			// Opted out and not tracing, the client never logs again (no worker, nothing
+			// sent): it hands over the warnings of its build and lets its logger go.
 			releaseLogger(in.logger)
 			in.logger = nil
 		}
 	}
 	in.buf = make([]Event, 0, in.bufferSize)
 	in.spare = make([]Event, 0, in.bufferSize)
-	c := &Client{enabled: in.enabled, c: in, usage: Usage{in: in}}
+	c := &Client{enabled: in.enabled, traceLevel: tr.level, c: in, tr: tr, usage: Usage{in: in}}
 	// Long work does not belong on the finalizer goroutine: close on a goroutine of its own.
 	runtime.SetFinalizer(c, func(c *Client) { go c.c.close(c.c.shutdownTimeout) })
 	return c, nil
@@ -503,11 +515,17 @@ func (in *client) close(timeout time.Duration) error {
 	in.hmu.Lock()
 	in.closeServers()
 	var err error
-	if in.enabled {
+	if in.enabled || in.tracing {
+		// Events and spans share the deadline: the library sends both until it passes.
 		err = cShutdown(in.h, timeout)
 	}
 	if text, e := cStats(in.h); e == nil {
 		_ = json.Unmarshal(text, &in.final)
+	}
+	if in.tracing {
+		if text, e := cSpanStats(in.h); e == nil {
+			_ = json.Unmarshal(text, &in.finalSpans)
+		}
 	}
 	cFree(in.h)
 	in.h = nil

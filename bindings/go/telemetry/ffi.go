@@ -486,3 +486,33 @@ func cReport(h handle, report []byte, crash bool) (Reported, error) {
 	}
 	return ReportNone, newError(CodePanic, "the library returned an unknown report outcome %d", int(out))
 }
+
+// Traces (trace.go, trace_wire.go).
+
+// maxSpanBytes is the largest encoded span the library accepts.
+const maxSpanBytes = 4 << 20
+
+func cTraceConfig(h handle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_client_trace_config(h, out, n)
+	})
+}
+
+// cRecordSpan hands one ended span, encoded as trace_wire.go writes it, to the library:
+// the one crossing a span costs. The bytes are only read during the call.
+func cRecordSpan(h handle, span []byte) error {
+	crossings.Add(1)
+	p, n := cBytes(span)
+	return fromC(C.telemetry_client_record_span(h, (*C.uint8_t)(unsafe.Pointer(p)), n))
+}
+
+func cSpanStats(h handle) ([]byte, error) {
+	return cJSON(func(out **C.char, n *C.size_t) *C.telemetry_error_t {
+		return C.telemetry_client_span_stats(h, out, n)
+	})
+}
+
+func cFlushSpans(h handle, timeout time.Duration) error {
+	crossings.Add(1)
+	return fromC(C.telemetry_client_flush_spans(h, ms(timeout)))
+}

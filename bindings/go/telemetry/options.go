@@ -101,6 +101,7 @@ type config struct {
 	RuntimeVersion    string            `json:"runtime_version"`
 	Context           map[string]any    `json:"context,omitempty"`
 	Crash             crashConfig       `json:"crash"`
+	OTel              *OTelSettings     `json:"otel,omitempty"`
 
 	// Go side only.
 	shutdownTimeout time.Duration
