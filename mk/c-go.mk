@@ -17,7 +17,8 @@ C_TEST_FLAGS := -std=c11 -Wall -Wextra -Werror -g -I$(ROOT)/include
 C_TEST_LIBS := -lpthread -ldl -lm
 # -count=1: go caches test results without knowing the Rust library under them changed.
 GO_TEST := $(GO) test -count=1 -tags telemetry_ffi_debug
-GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector TELEMETRY_CLI_BIN=$(CARGO_TARGET_DIR)/debug/telemetry
+GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-collector TELEMETRY_CLI_BIN=$(CARGO_TARGET_DIR)/debug/telemetry \
+	OTLP_RECEIVER_BIN=$(CARGO_TARGET_DIR)/debug/otlp-receiver
 # The tests that build whole programs (the READMEs' Go blocks, a module outside the
 # repository, the crashing example as a child process): they prove nothing more under
 # GOGC=1, where they would only run slower.
@@ -38,7 +39,7 @@ header: deps-rust ## Regenerate include/telemetry.h from crates/telemetry-ffi wi
 	TELEMETRY_WRITE_HEADER=1 $(CARGO) test -q -p telemetry-ffi --test header
 
 deps-go:
-	@command -v $(GO) >/dev/null || { echo "go not found: install Go >= 1.22"; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "go not found: install Go >= 1.24"; exit 1; }
 	@command -v $(CC) >/dev/null || { echo "$(CC) not found: install a C compiler (cgo and tests/c need one)"; exit 1; }
 	cd $(GO_DIR) && $(GO) mod download
 	cd $(GO_DIR)/bench && $(GO) mod download

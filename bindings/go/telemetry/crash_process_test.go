@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -31,14 +30,7 @@ func buildCrashlike(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	gomod := fmt.Sprintf("module example.com/crashlike\n\ngo 1.22\n\nrequire %s v0.0.0\n\nreplace %s => %s\n",
-		modulePath, modulePath, filepath.Join(root, "bindings", "go"))
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), source, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeModule(t, dir, "example.com/crashlike", string(source))
 	if out, err := goCommand(t, dir, nil, "build", "-tags", "telemetry_ffi_debug", "-o", "crashlike", "."); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -133,6 +133,26 @@ func runProgram(t *testing.T, bin string, env ...string) (string, string) {
 	return stdout.String(), stderr.String()
 }
 
+// writeModule makes dir the module path (main package main.go holding program) that
+// depends on this module through a replace directive to the checkout, then runs go mod
+// tidy, as an integrator would: it records this module's own dependencies
+// (go.opentelemetry.io/otel/trace) and their checksums, from the module cache.
+func writeModule(t *testing.T, dir, path, program string) {
+	t.Helper()
+	root := repoRoot(t)
+	gomod := fmt.Sprintf("module %s\n\ngo 1.24\n\nrequire %s v0.0.0\n\nreplace %s => %s\n",
+		path, modulePath, modulePath, filepath.Join(root, "bindings", "go"))
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(program), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := goCommand(t, dir, nil, "mod", "tidy"); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+}
+
 var captured = regexp.MustCompile(`\.Capture\("([^"]+)"`)
 
 var reports = regexp.MustCompile(`\.Capture(Error|Panic)\(`)
@@ -156,14 +176,7 @@ func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
 					t.Fatal("the block captures no event, so running it proves nothing")
 				}
 				dir := t.TempDir()
-				gomod := fmt.Sprintf("module example.com/readme\n\ngo 1.22\n\nrequire %s v0.0.0\n\nreplace %s => %s\n",
-					modulePath, modulePath, filepath.Join(root, "bindings", "go"))
-				if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.body), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				writeModule(t, dir, "example.com/readme", b.body)
 				if out, err := goCommand(t, dir, nil, "build", "-tags", "telemetry_ffi_debug", "-o", "readme", "."); err != nil {
 					t.Fatalf("go build: %v\n%s", err, out)
 				}
