@@ -6,36 +6,48 @@ errors to one exception root. Users import ``telemetry_core``, never this module
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, Literal, TypeVar, final
 
 from telemetry_core._event import TelemetryEvent
 
 __all__ = [
     "CORE_VERSION",
+    "CURRENT_SPAN",
     "MAX_ERROR_CAUSES",
     "MAX_ERROR_FRAMES",
+    "Attributes",
     "ConfigurationError",
     "Counter",
     "CounterFamily",
     "InvalidEventError",
     "NativeClient",
     "Response",
+    "Span",
+    "SpanContext",
     "TelemetryError",
     "TimedFunction",
     "Timing",
     "TimingFamily",
     "TimingScope",
     "TimingSnapshot",
+    "Tracer",
     "Usage",
     "UsageError",
     "UsageServer",
+    "_after_fork",
     "_prepare_error_reports",
     "_python_exiting",
+    "_set_host_parent",
     "anonymize_value",
+    "extract_traceparent",
     "parse_bool",
+    "should_sample",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 #: How labels are declared: a mapping of names to kinds, or a sequence of names and
 #: (name, kind) pairs; a kind left out (or None) is "hashed".
@@ -172,6 +184,27 @@ class NativeClient:
 
     def usage(self) -> Usage:
         """This client's usage statistics (one registry per client, shared by every call)."""
+
+    def tracer(self) -> Tracer:
+        """This client's tracer (spans for the operator's OTLP endpoint, independent of the
+        telemetry consent)."""
+
+    def trace_config(self, reveal_headers: bool = False) -> dict[str, Any]:
+        """The resolved observability configuration, as `telemetry status --json` shows it
+        (the core's `OtelConfig::to_status_json`: active, endpoint, protocol, headers'
+        names, service_name, granularity, sampler, disabled, compression, origins,
+        warnings), plus `level` (the granularity spans are recorded at, 0 when nothing is)
+        and `resource` (the resource attributes besides `service.name`). With
+        `reveal_headers`, `headers` holds `[name, value]` pairs instead of names."""
+
+    def span_stats(self) -> dict[str, int]:
+        """The span counters now: recorded, exported, dropped_queue_full, dropped_failed,
+        dropped_shutdown, queued, failed_requests, retries."""
+
+    def flush_spans(self, timeout: float) -> bool:
+        """Exports the queued spans, waiting at most `timeout` seconds with the GIL released.
+        True when every span recorded before the call was exported and none was dropped
+        since; False when the timeout passed first or spans were dropped."""
 
 @final
 class Usage:
@@ -563,3 +596,201 @@ def _prepare_error_reports() -> None:
     """Makes the error scrubber ready (its patterns compiled, this machine's names read), so
     that a crash does not pay for it while the process waits. Called when an enabled
     client asks for error reports; the GIL is released meanwhile."""
+
+CURRENT_SPAN: ContextVar[Span | None]
+"""The context variable holding the current span (one per process, shared by every
+client)."""
+
+@final
+class Tracer:
+    """A client's tracer: starts spans that its client exports."""
+
+    @staticmethod
+    def disabled() -> Tracer:
+        """A tracer that records nothing (what spans use while no client traces)."""
+
+    @property
+    def level(self) -> int:
+        """The granularity spans are recorded at, as an int: 0 none (nothing is recorded),
+        1 operation, 2 operation and segment, 3 all."""
+
+    def start(
+        self,
+        name: str,
+        level: int = 1,
+        attributes: Mapping[str, object] | Attributes | None = None,
+        parent: Span | SpanContext | None = None,
+        kind: int = 0,
+        root: bool = False,
+    ) -> Span:
+        """Starts a span named `name` declared at granularity `level` (1 to 3; 4 or more is
+        never recorded). `parent`: a `Span` or `SpanContext`, or None for the current span
+        (else the host's current OpenTelemetry span, else none); `root=True` starts a new
+        trace whatever is current. `kind`: 0 internal, 1 server, 2 client, 3 producer,
+        4 consumer."""
+
+    def run(
+        self,
+        name: str,
+        level: int,
+        attributes: Mapping[str, object] | Attributes | None,
+        kind: int,
+        func: Callable[..., _T],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> _T:
+        """Calls `func(*args, **kwargs)` in a new span (as `with tracer.start(name, level,
+        attributes, kind=kind):` would, parent the current span): the span is current
+        while it runs; an exception it raises is recorded and raised unchanged. What
+        `trace_method` does for a plain function, in one call."""
+
+@final
+class Span:
+    """A span: started by `Tracer.start`, ended by `end()` or by leaving its `with` block
+    (which also makes it the current span while the block runs and records an exception
+    that leaves the block). A span that is not recorded (filtered, not sampled, no
+    endpoint) accepts every call and does nothing; it still carries its trace for
+    `traceparent` when it has one."""
+
+    def __new__(cls) -> Span:
+        """A span that records nothing and never becomes current: what a filtered span is."""
+
+    def __enter__(self) -> Span:
+        """Makes this span the current one until the block ends, then ends it. Returns the
+        span."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        """Restores the previous current span, records an exception leaving the block (the
+        exception goes on), and ends the span. Returns False."""
+
+    def end(self) -> None:
+        """Ends the span now (again: nothing). An ended span is queued for export."""
+
+    def set_attribute(self, key: str, value: object) -> None:
+        """Sets an attribute (replacing one of the same name); None removes nothing and is
+        ignored. Values: str, bool, int, float, or a list or tuple of one of those."""
+
+    def set_attributes(self, attributes: Mapping[str, object] | Attributes) -> None:
+        """Sets every attribute of a dict; None values are left out."""
+
+    def add_event(
+        self,
+        name: str,
+        attributes: Mapping[str, object] | Attributes | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Adds an event with attributes; `timestamp` in Unix seconds (default now)."""
+
+    def record_exception(self, exception: BaseException) -> None:
+        """Records an exception as an `exception` event (`exception.type`,
+        `exception.message`, `exception.stacktrace`) and sets the status to error."""
+
+    def set_status(
+        self, status: Literal["ok", "error", "unset"], description: str | None = None
+    ) -> None:
+        """Sets the status: `"ok"`, `"error"` (with a description) or `"unset"`."""
+
+    def update_name(self, name: str) -> None:
+        """Renames the span."""
+
+    def is_recording(self) -> bool:
+        """Whether the span is recorded and not ended yet."""
+
+    @property
+    def name(self) -> str:
+        """The span's name (empty once ended, or when not recorded)."""
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id, 32 lowercase hex digits (all zeros for a filtered span)."""
+
+    @property
+    def span_id(self) -> str:
+        """The span id, 16 lowercase hex digits (all zeros for a filtered span)."""
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the trace is sampled."""
+
+    @property
+    def context(self) -> SpanContext | None:
+        """The span's identity, for `parent=` or for comparison; None for a filtered span."""
+
+    @property
+    def traceparent(self) -> str | None:
+        """The `traceparent` header naming this span as the parent; None for a filtered span."""
+
+    @property
+    def tracestate(self) -> str | None:
+        """The `tracestate` header this span carries, or None."""
+
+@final
+class SpanContext:
+    """A span's identity without the span: what `extract` returns for a valid
+    `traceparent`, and the host's OpenTelemetry span. Pass it as a span's `parent`."""
+
+    @staticmethod
+    def from_ints(
+        trace_id: int, span_id: int, trace_flags: int, tracestate: str = "", remote: bool = False
+    ) -> SpanContext | None:
+        """From OpenTelemetry's `SpanContext` fields: the ids as ints, the trace flags, the
+        `tracestate` header (may be empty), whether it came from another process."""
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id, 32 lowercase hex digits."""
+
+    @property
+    def span_id(self) -> str:
+        """The span id, 16 lowercase hex digits."""
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the trace is sampled (the `traceparent` flag)."""
+
+    @property
+    def remote(self) -> bool:
+        """Whether the span is in another process (it came in a `traceparent`)."""
+
+    @property
+    def traceparent(self) -> str:
+        """The `traceparent` header that names this span as the parent."""
+
+    @property
+    def tracestate(self) -> str | None:
+        """The `tracestate` header, or None when it is empty."""
+
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Attributes:
+    """Attributes converted once, for a decorator that adds the same ones to every span:
+    its strings are shared, so each span copies pointers rather than text."""
+
+    def __new__(cls, attributes: Mapping[str, object] | Attributes) -> Attributes: ...
+    def __len__(self) -> int: ...
+
+def extract_traceparent(traceparent: str, tracestate: str | None = None) -> SpanContext | None:
+    """The remote parent in a W3C `traceparent` header (and `tracestate`), with the core's
+    strict rules (`telemetry_core::otel::propagation`); None when it is not valid."""
+
+def should_sample(
+    sampler: Mapping[str, object], trace_id: str, parent_sampled: bool | None = None
+) -> bool:
+    """Whether `sampler` (the core's JSON form, e.g. `{"kind": "trace_id_ratio", "ratio":
+    0.5}`) keeps a span of the trace `trace_id` (32 hex digits) whose parent was sampled
+    (`parent_sampled`; None for a root). The shared vectors check it."""
+
+def _set_host_parent(hook: Callable[[], SpanContext | None]) -> None:
+    """Registers the function that reads the host's current OpenTelemetry span (called only
+    when the host imported `opentelemetry.trace` and no span of ours is current)."""
+
+def _after_fork() -> None:
+    """Called in a forked child (registered with `os.register_at_fork`): ids are drawn from
+    fresh seeds from now on."""

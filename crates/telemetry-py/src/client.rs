@@ -340,6 +340,64 @@ impl NativeClient {
         crate::usage::PyUsage::new(self.client().usage().clone(), &self.product)
     }
 
+    /// This client's tracer (spans for the operator's OTLP endpoint, independent of the
+    /// telemetry consent).
+    fn tracer(&self) -> crate::traces::PyTracer {
+        crate::traces::PyTracer {
+            tracer: self.client().tracer().clone(),
+        }
+    }
+
+    /// The resolved observability configuration, as `telemetry status --json` shows it
+    /// (the core's `OtelConfig::to_status_json`: active, endpoint, protocol, headers'
+    /// names, service_name, granularity, sampler, disabled, compression, origins,
+    /// warnings), plus `level` (the granularity spans are recorded at, 0 when nothing is)
+    /// and `resource` (the resource attributes besides `service.name`). With
+    /// `reveal_headers`, `headers` holds `[name, value]` pairs instead of names.
+    #[pyo3(signature = (reveal_headers=false))]
+    fn trace_config<'py>(
+        &self,
+        py: Python<'py>,
+        reveal_headers: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        logging::emit_pending(py);
+        let tracer = self.client().tracer();
+        let config = tracer.config();
+        let mut value = config.to_status_json();
+        value["level"] = Value::from(tracer.granularity() as u8);
+        value["resource"] = serde_json::to_value(&config.resource)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if reveal_headers {
+            value["headers"] = config
+                .headers
+                .iter()
+                .map(|(k, v)| serde_json::json!([k, v]))
+                .collect();
+        }
+        convert::to_py(py, &value)
+    }
+
+    /// The span counters now: recorded, exported, dropped_queue_full, dropped_failed,
+    /// dropped_shutdown, queued, failed_requests, retries.
+    fn span_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        logging::emit_pending(py);
+        let value = serde_json::to_value(self.client().tracer().stats())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        convert::to_py(py, &value)
+    }
+
+    /// Exports the queued spans, waiting at most `timeout` seconds with the GIL released.
+    /// True when every span recorded before the call was exported and none was dropped
+    /// since; False when the timeout passed first or spans were dropped.
+    fn flush_spans(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(timeout)?;
+        let tracer = self.client().tracer();
+        let before = tracer.stats();
+        let done = py.detach(|| tracer.flush(timeout));
+        logging::emit_pending(py);
+        Ok(done && tracer.stats().dropped() == before.dropped())
+    }
+
     /// The events a memory sink received (PostHog batch items), or None for other sinks.
     fn memory_events<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.client().memory() {

@@ -29,6 +29,7 @@ mod convert;
 mod crash;
 mod logging;
 mod timing;
+mod traces;
 mod usage;
 
 create_exception!(
@@ -134,6 +135,15 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timing::PyTimingScope>()?;
     m.add_class::<timing::PyTimedFunction>()?;
     m.add_class::<timing::PyTimingSnapshot>()?;
+    m.add_class::<traces::PyTracer>()?;
+    m.add_class::<traces::PySpan>()?;
+    m.add_class::<traces::PySpanContext>()?;
+    m.add_class::<traces::PyAttributes>()?;
+    m.add("CURRENT_SPAN", traces::current_span_var(py)?)?;
+    m.add_function(wrap_pyfunction!(traces::extract_traceparent, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::should_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_set_host_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(traces::_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(anonymize_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bool, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_python_exiting, m)?)?;
