@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Any
 
-    from telemetry_core._native import Usage
+    from telemetry_core._native import Tracer, Usage
 
 __all__ = ["Client", "Decision", "Stats"]
 
@@ -173,6 +173,7 @@ class Client:
         "_enabled",
         "_exit_bound",
         "_native",
+        "_tracer",
         "_usage",
         "settings",
     )
@@ -207,6 +208,16 @@ class Client:
             if type(self).capture is Client.capture:
                 object.__setattr__(self, "capture", self._native.capture_function())
             _exit.register(self)
+        # Traces are the operator's, independent of the telemetry consent: a client whose
+        # tracing is on is shut down at exit too (its spans within the same deadline), and
+        # becomes the tracer of `telemetry_core.opentelemetry` unless one was set there.
+        self._tracer = self._native.tracer()
+        if self._tracer.level:
+            if not self._enabled:
+                _exit.register(self)
+            from telemetry_core import opentelemetry  # only here: import stays cheap
+
+            opentelemetry._client_started(self)
 
     def capture(self, event: TelemetryEvent | str, /, **properties: object) -> None:
         """Queues an event and returns at once; it never waits and never does I/O.
@@ -284,7 +295,9 @@ class Client:
     def shutdown(self, timeout: float | None = None) -> Stats:
         """Flushes what can go out within ``timeout`` seconds (default: the settings'
         ``shutdown_timeout``, 1 s), stops the worker and returns the final counters.
-        Idempotent; later captures are dropped and counted. The GIL is released."""
+        Spans are exported within the same deadline (``span_stats`` counts the rest as
+        ``dropped_shutdown``). Idempotent; later captures and spans are dropped and
+        counted. The GIL is released."""
         t = self.shutdown_timeout if timeout is None else _seconds(timeout)
         return Stats(self._native.shutdown(t))
 
@@ -321,6 +334,42 @@ class Client:
     def stats(self) -> Stats:
         """The delivery counters now (a snapshot)."""
         return Stats(self._native.stats())
+
+    @property
+    def tracer(self) -> Tracer:
+        """This client's tracer: spans for the operator's OpenTelemetry endpoint, configured
+        by ``Settings.otel_*`` (Chroma's ``chroma_otel_*``) and the environment
+        (``CHROMA_OTEL_*`` or the product's ``<PREFIX>_OTEL_*``, ``OTEL_*``), independent of
+        the telemetry consent. ``tracer.level`` is the granularity recorded (0: none).
+        ``telemetry_core.opentelemetry`` has the decorator and the context manager."""
+        return self._tracer
+
+    @property
+    def tracing(self) -> bool:
+        """Whether this client records spans (an endpoint, a granularity above none, not
+        disabled)."""
+        return self._tracer.level > 0
+
+    def trace_config(self, reveal_headers: bool = False) -> dict[str, Any]:
+        """The resolved observability configuration: ``active``, ``endpoint``,
+        ``protocol``, ``headers`` (names only unless ``reveal_headers``), ``service_name``,
+        ``granularity``, ``level``, ``sampler``, ``disabled``, ``compression``,
+        ``resource``, ``origins`` (where each setting came from) and ``warnings`` (values
+        that could not be understood; also logged on the ``telemetry_core`` logger)."""
+        return self._native.trace_config(bool(reveal_headers))
+
+    def span_stats(self) -> dict[str, int]:
+        """The span counters now: ``recorded``, ``exported``, ``dropped_queue_full``,
+        ``dropped_failed``, ``dropped_shutdown``, ``queued``, ``failed_requests``,
+        ``retries``; ``exported + dropped_* + queued == recorded``."""
+        return self._native.span_stats()
+
+    def flush_spans(self, timeout: float = 5.0) -> bool:
+        """Exports the spans ended so far, waiting at most ``timeout`` seconds with the GIL
+        released. True when they all went out and none was dropped since the last call;
+        False when the timeout passed first or spans were dropped (``span_stats`` counts
+        them). Never raises for an export failure."""
+        return self._native.flush_spans(_seconds(timeout))
 
     @property
     def shutdown_timeout(self) -> float:

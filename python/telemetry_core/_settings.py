@@ -11,10 +11,13 @@ from telemetry_core._native import ConfigurationError, parse_bool
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from enum import Enum
     from typing import Any, Union
 
     #: A path given as str or os.PathLike.
     PathLike = Union[str, os.PathLike[str]]
+    #: A granularity: its name, or a member of an enum of names (OpenTelemetryGranularity).
+    Granularity = Enum
 
 __all__ = ["MissingProductWarning", "Settings"]
 
@@ -122,6 +125,20 @@ class Settings:
     code (``("acme",)``): their frames count as the application's even when installed in
     site-packages, as a product installed with pip is.
 
+    Observability (traces for the operator's own OpenTelemetry collector, independent of
+    the telemetry consent): Chroma's names work as Chroma users write them,
+    ``chroma_otel_collection_endpoint``, ``chroma_otel_service_name``,
+    ``chroma_otel_collection_headers`` (a dict) and ``chroma_otel_granularity``
+    (``"none"``, ``"operation"``, ``"operation_and_segment"``, ``"all"``, or an
+    ``OpenTelemetryGranularity``); the same settings for any product are ``otel_*``
+    (``otel_collection_endpoint``, ...), with ``otel_protocol`` (``grpc``,
+    ``http/protobuf``, ``http/json``), ``otel_sampler`` and ``otel_sampler_arg``,
+    ``otel_resource_attributes``, ``otel_disabled``, ``otel_compression``, the queue's
+    ``otel_max_queue_size``, ``otel_max_export_batch_size``, ``otel_schedule_delay`` and
+    ``otel_export_timeout``. Each one given beats every variable (``CHROMA_OTEL_*`` or the
+    product's ``<PREFIX>_OTEL_*``, then ``OTEL_*``); the core resolves them. A value it
+    cannot understand is a warning on the ``telemetry_core`` logger, never an exception.
+
     Durations are in seconds. ``environment``, ``working_dir``, ``install_id`` and
     ``secret_hex`` are test hooks: ``environment`` replaces the process environment for
     this client, ``install_id``/``secret_hex`` fix the identity instead of the stored one.
@@ -150,6 +167,20 @@ class Settings:
         "max_retries",
         "mode",
         "notice",
+        "otel_collection_endpoint",
+        "otel_collection_headers",
+        "otel_compression",
+        "otel_disabled",
+        "otel_export_timeout",
+        "otel_granularity",
+        "otel_max_export_batch_size",
+        "otel_max_queue_size",
+        "otel_protocol",
+        "otel_resource_attributes",
+        "otel_sampler",
+        "otel_sampler_arg",
+        "otel_schedule_delay",
+        "otel_service_name",
         "profile",
         "queue_capacity",
         "request_timeout",
@@ -199,6 +230,24 @@ class Settings:
         crash_per_fingerprint: float | None = None,
         crash_per_hour: int | None = None,
         app_packages: Iterable[str] = (),
+        otel_collection_endpoint: str | None = None,
+        otel_service_name: str | None = None,
+        otel_collection_headers: Mapping[str, str] | None = None,
+        otel_granularity: str | Granularity | None = None,
+        otel_protocol: str | None = None,
+        otel_sampler: str | None = None,
+        otel_sampler_arg: str | float | None = None,
+        otel_resource_attributes: Mapping[str, str] | None = None,
+        otel_disabled: bool | None = None,
+        otel_compression: str | None = None,
+        otel_max_queue_size: int | None = None,
+        otel_max_export_batch_size: int | None = None,
+        otel_schedule_delay: float | None = None,
+        otel_export_timeout: float | None = None,
+        chroma_otel_collection_endpoint: str | None = None,
+        chroma_otel_service_name: str | None = None,
+        chroma_otel_collection_headers: Mapping[str, str] | None = None,
+        chroma_otel_granularity: str | Granularity | None = None,
     ) -> None:
         self._explicit = _explicit(anonymized_telemetry)
         self._product = _opt_str("product", product)
@@ -264,6 +313,77 @@ class Settings:
         if not all(isinstance(p, str) and p for p in app_packages):
             raise TypeError("Settings.app_packages must be a sequence of non-empty str")
         self.app_packages = app_packages
+        # Observability: Chroma's four names are the same settings as the generic ones.
+        endpoint_ = _alias("collection_endpoint", otel_collection_endpoint,
+                           chroma_otel_collection_endpoint)  # fmt: skip
+        self.otel_collection_endpoint = _opt_str("otel_collection_endpoint", endpoint_)
+        service = _alias("service_name", otel_service_name, chroma_otel_service_name)
+        self.otel_service_name = _opt_str("otel_service_name", service)
+        headers = _alias("collection_headers", otel_collection_headers,
+                         chroma_otel_collection_headers)  # fmt: skip
+        self.otel_collection_headers = _opt_str_map("otel_collection_headers", headers)
+        granularity = _alias("granularity", otel_granularity, chroma_otel_granularity)
+        self.otel_granularity = _opt_granularity(granularity)
+        self.otel_protocol = _opt_str("otel_protocol", otel_protocol)
+        self.otel_sampler = _opt_str("otel_sampler", otel_sampler)
+        if isinstance(otel_sampler_arg, (int, float)) and not isinstance(otel_sampler_arg, bool):
+            otel_sampler_arg = repr(float(otel_sampler_arg))
+        self.otel_sampler_arg = _opt_str("otel_sampler_arg", otel_sampler_arg)
+        self.otel_resource_attributes = _opt_str_map(
+            "otel_resource_attributes", otel_resource_attributes
+        )
+        if otel_disabled is not None and not isinstance(otel_disabled, bool):
+            raise _type_error("otel_disabled", "a bool or None", otel_disabled)
+        self.otel_disabled = otel_disabled
+        self.otel_compression = _opt_str("otel_compression", otel_compression)
+        self.otel_max_queue_size = _otel_count("otel_max_queue_size", otel_max_queue_size)
+        self.otel_max_export_batch_size = _otel_count(
+            "otel_max_export_batch_size", otel_max_export_batch_size
+        )
+        self.otel_schedule_delay = _otel_seconds("otel_schedule_delay", otel_schedule_delay)
+        self.otel_export_timeout = _otel_seconds("otel_export_timeout", otel_export_timeout)
+
+    # Chroma's names for the observability settings, as Chroma's own Settings has them.
+    @property
+    def chroma_otel_collection_endpoint(self) -> str | None:
+        """Chroma's name for :attr:`otel_collection_endpoint`."""
+        return self.otel_collection_endpoint
+
+    @property
+    def chroma_otel_service_name(self) -> str | None:
+        """Chroma's name for :attr:`otel_service_name`."""
+        return self.otel_service_name
+
+    @property
+    def chroma_otel_collection_headers(self) -> dict[str, str] | None:
+        """Chroma's name for :attr:`otel_collection_headers`."""
+        return self.otel_collection_headers
+
+    @property
+    def chroma_otel_granularity(self) -> str | None:
+        """Chroma's name for :attr:`otel_granularity`."""
+        return self.otel_granularity
+
+    def otel_config(self) -> dict[str, object]:
+        """The ``"otel"`` object of the core's ``ClientConfig`` (``OtelSettings``): only
+        the settings made here, each of which beats every environment variable."""
+        otel: dict[str, object] = {
+            "endpoint": self.otel_collection_endpoint,
+            "service_name": self.otel_service_name,
+            "headers": self.otel_collection_headers,
+            "granularity": self.otel_granularity,
+            "protocol": self.otel_protocol,
+            "sampler": self.otel_sampler,
+            "sampler_arg": self.otel_sampler_arg,
+            "resource_attributes": self.otel_resource_attributes,
+            "disabled": self.otel_disabled,
+            "compression": self.otel_compression,
+            "max_queue_size": self.otel_max_queue_size,
+            "max_export_batch_size": self.otel_max_export_batch_size,
+            "schedule_delay_ms": _ms(self.otel_schedule_delay),
+            "export_timeout_ms": _ms(self.otel_export_timeout),
+        }
+        return {k: v for k, v in otel.items() if v is not None}
 
     @property
     def anonymized_telemetry(self) -> bool:
@@ -326,6 +446,12 @@ class Settings:
         fields["anonymized_telemetry"] = self._explicit
         # A copy of settings without a product stays without one (and still warns).
         fields["product"] = self._product
+        for name in list(changes):
+            if name.startswith("chroma_otel_"):
+                generic = name.removeprefix("chroma_")
+                if generic in changes:
+                    raise TypeError(f"Settings.replace() got both {name} and {generic}")
+                changes[generic] = changes.pop(name)
         unknown = set(changes) - set(fields)
         if unknown:
             raise TypeError(f"Settings has no field {', '.join(sorted(unknown))}")
@@ -377,6 +503,9 @@ class Settings:
             config["crash"] = {k: v for k, v in crash.items() if v is not None}
         if self.context:
             config["context"] = dict(self.context)
+        otel = self.otel_config()
+        if otel:
+            config["otel"] = otel
         return config
 
     def __repr__(self) -> str:
@@ -386,8 +515,12 @@ class Settings:
         shown.update(
             (k, v)
             for k, v in self.to_config().items()
-            if k not in ("explicit", "api_key", "secret_hex") and v not in ([], {})
+            if k not in ("explicit", "api_key", "secret_hex", "otel") and v not in ([], {})
         )
+        for k, v in self.otel_config().items():
+            if k == "headers" and isinstance(v, dict):
+                v = dict.fromkeys(v, "***")  # header values are API keys
+            shown[f"otel.{k}"] = v
         if self.app_packages:
             shown["app_packages"] = self.app_packages
         if self.api_key:
@@ -397,3 +530,66 @@ class Settings:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+def _alias(name: str, generic: object, chroma: object) -> object:
+    """One observability setting given by its generic or by Chroma's name (not both)."""
+    if chroma is None:
+        return generic
+    if generic is not None:
+        raise TypeError(
+            f"Settings got both otel_{name} and chroma_otel_{name}: they are one setting"
+        )
+    return chroma
+
+
+def _opt_str_map(name: str, value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not hasattr(value, "items"):
+        raise _type_error(name, "a mapping of str to str or None", value)
+    out = dict(value.items())
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in out.items()):
+        raise TypeError(f"Settings.{name} must map str to str")
+    return out
+
+
+def _opt_granularity(value: object) -> str | None:
+    """A granularity's name: a str as given (the core warns about an unknown one and keeps
+    its default), or ``OpenTelemetryGranularity.OPERATION`` and the like."""
+    if value is None or isinstance(value, str):
+        return value
+    named = getattr(value, "value", None)  # an Enum member such as Chroma's
+    if isinstance(named, str):
+        return named
+    raise _type_error("otel_granularity", "a str, an OpenTelemetryGranularity or None", value)
+
+
+def _otel_warning(message: str) -> None:
+    """A bad observability value is a warning on the ``telemetry_core`` logger, never an
+    exception (a bad tracing setting must not stop the host from starting)."""
+    import logging  # only here: importing telemetry_core stays cheap
+
+    logging.getLogger("telemetry_core").warning("telemetry: %s", message)
+
+
+def _otel_count(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(name, "an int or None", value)
+    if value < 0:
+        _otel_warning(f"Settings.{name}={value} is negative; the default applies")
+        return None
+    return value
+
+
+def _otel_seconds(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(name, "a number of seconds or None", value)
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        _otel_warning(f"Settings.{name}={value} is not a duration; the default applies")
+        return None
+    return float(value)
