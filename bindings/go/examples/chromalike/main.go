@@ -4,11 +4,22 @@
 // collection by Chroma's batch keys. The opt-outs are read from the real environment
 // (Chroma's ANONYMIZED_TELEMETRY, and DO_NOT_TRACK), exactly as Chroma users set them.
 //
-// For the demo it starts its own tiny Chroma-like server on loopback.
+// It also traces its operations for the operator, independently of telemetry: each
+// operation (create_collection, collection.add, collection.query) is a span, each HTTP
+// request a client span under it (HTTPTransport), and the request carries a W3C
+// traceparent, so a traced server joins the trace. Traces are configured from the
+// environment the way Chroma operators configure Chroma: CHROMA_OTEL_COLLECTION_ENDPOINT
+// (gRPC by default), CHROMA_OTEL_SERVICE_NAME, CHROMA_OTEL_COLLECTION_HEADERS,
+// CHROMA_OTEL_GRANULARITY, and the standard OTEL_* variables; without an endpoint
+// nothing is traced.
+//
+// By default it starts its own tiny Chroma-like server on loopback (traced too, with
+// HTTPHandler); -server talks to an external one with the same API instead.
 //
 //	chromalike -endpoint http://127.0.0.1:8765   # the local collector (make demo does this)
 //	chromalike                                   # no endpoint: payloads printed to stderr
 //	ANONYMIZED_TELEMETRY=False chromalike ...    # nothing sent, nothing written
+//	CHROMA_OTEL_COLLECTION_ENDPOINT=http://127.0.0.1:4317 chromalike -server http://127.0.0.1:8000
 package main
 
 import (
@@ -36,6 +47,7 @@ func main() {
 	apiKey := flag.String("api-key", "phc_chromalike_demo", "project API key")
 	docs := flag.Int("docs", 120, "documents to add")
 	queries := flag.Int("queries", 10, "queries to run")
+	external := flag.String("server", "", "URL of a Chroma-like server to talk to (empty: start one of our own on loopback)")
 	flag.Parse()
 
 	opts := []telemetry.Option{
@@ -53,10 +65,21 @@ func main() {
 		log.Fatalf("telemetry: %v", err)
 	}
 	fmt.Println(tel.Decision())
+	if tc := tel.TraceConfig(); tc.Active {
+		fmt.Printf("traces: %s to %s over %s as %s\n", tc.Granularity, tc.Endpoint, tc.Protocol, tc.ServiceName)
+	}
+	for _, w := range tel.TraceConfig().Warnings {
+		log.Printf("traces: %s", w)
+	}
 
-	server, stop := startServer()
-	defer stop()
-	db := &chromaClient{base: "http://" + server, http: &http.Client{Timeout: 5 * time.Second}, tel: tel}
+	base := strings.TrimRight(*external, "/")
+	if base == "" {
+		server, stop := startServer(tel)
+		defer stop()
+		base = "http://" + server
+	}
+	// Each request is a client span under the operation's span and carries traceparent.
+	db := &chromaClient{base: base, http: &http.Client{Timeout: 5 * time.Second, Transport: tel.HTTPTransport(nil)}, tel: tel}
 	db.report("client_start", map[string]any{
 		"is_persistent": telemetry.Safe(false),
 		"api_impl":      telemetry.Safe("http"),
@@ -86,13 +109,18 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := tel.Close(ctx); err != nil {
+	if err := tel.Close(ctx); err != nil { // sends the last events and spans
 		log.Printf("telemetry: %v", err)
 	}
 	s := tel.Stats()
 	fmt.Printf("chromalike-go: added %d documents in %d calls, ran %d queries (%d hits); telemetry %s: %d events captured, %d sent as %d merged events, %d dropped\n",
 		*docs, (*docs+19)/20, *queries, found, onOff(tel.Enabled()), s.Captured, s.Sent, s.Sent-s.Merged,
 		s.DroppedQueueFull+s.DroppedShutdown+s.DroppedFailed)
+	if tel.TraceConfig().Active {
+		t := tel.SpanStats()
+		fmt.Printf("chromalike-go: traces: %d spans recorded, %d exported, %d dropped\n",
+			t.Recorded, t.Exported, t.DroppedQueueFull+t.DroppedFailed+t.DroppedShutdown)
+	}
 }
 
 func onOff(on bool) string {
@@ -116,9 +144,15 @@ func (c *chromaClient) report(event string, props map[string]any, batch *telemet
 	}
 }
 
-func (c *chromaClient) post(path string, body, out any) error {
+// post sends one request inside the operation's span (ctx carries it).
+func (c *chromaClient) post(ctx context.Context, path string, body, out any) error {
 	b, _ := json.Marshal(body)
-	resp, err := c.http.Post(c.base+path, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -129,9 +163,21 @@ func (c *chromaClient) post(path string, body, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func (c *chromaClient) createCollection(name string) (string, error) {
+// operation starts the span of one client operation; end it with its error.
+func (c *chromaClient) operation(name string, attrs ...telemetry.Attribute) (context.Context, func(error)) {
+	ctx, span := c.tel.StartSpan(context.Background(), name, telemetry.GranularityOperation,
+		telemetry.WithAttributes(attrs...))
+	return ctx, func(err error) {
+		span.RecordError(err)
+		span.End()
+	}
+}
+
+func (c *chromaClient) createCollection(name string) (_ string, err error) {
+	ctx, end := c.operation("create_collection", telemetry.StringAttr("collection.name", name))
+	defer func() { end(err) }()
 	var out struct{ ID string }
-	if err := c.post("/api/v1/collections", map[string]any{"name": name}, &out); err != nil {
+	if err := c.post(ctx, "/api/v1/collections", map[string]any{"name": name}, &out); err != nil {
 		return "", err
 	}
 	c.report("create_collection", map[string]any{
@@ -141,9 +187,12 @@ func (c *chromaClient) createCollection(name string) (string, error) {
 	return out.ID, nil
 }
 
-func (c *chromaClient) add(collection string, documents []string) error {
+func (c *chromaClient) add(collection string, documents []string) (err error) {
+	ctx, end := c.operation("collection.add", telemetry.StringAttr("collection.id", collection),
+		telemetry.IntAttr("documents", len(documents)))
+	defer func() { end(err) }()
 	var out struct{ Added int }
-	if err := c.post("/api/v1/collections/"+collection+"/add", map[string]any{"documents": documents}, &out); err != nil {
+	if err := c.post(ctx, "/api/v1/collections/"+collection+"/add", map[string]any{"documents": documents}, &out); err != nil {
 		return err
 	}
 	// Chroma's CollectionAddEvent: merged per collection, up to 3000 calls per event, with
@@ -161,9 +210,12 @@ func (c *chromaClient) add(collection string, documents []string) error {
 	return nil
 }
 
-func (c *chromaClient) query(collection string, texts []string, n int) ([]string, error) {
+func (c *chromaClient) query(collection string, texts []string, n int) (_ []string, err error) {
+	ctx, end := c.operation("collection.query", telemetry.StringAttr("collection.id", collection),
+		telemetry.IntAttr("query_texts", len(texts)), telemetry.IntAttr("n_results", n))
+	defer func() { end(err) }()
 	var out struct{ IDs []string }
-	if err := c.post("/api/v1/collections/"+collection+"/query", map[string]any{"query_texts": texts, "n_results": n}, &out); err != nil {
+	if err := c.post(ctx, "/api/v1/collections/"+collection+"/query", map[string]any{"query_texts": texts, "n_results": n}, &out); err != nil {
 		return nil, err
 	}
 	c.report("collection_query", map[string]any{
@@ -180,8 +232,9 @@ func (c *chromaClient) query(collection string, texts []string, n int) ([]string
 }
 
 // startServer runs a Chroma-like store on a free loopback port: collections of documents,
-// added and queried over HTTP (a word match stands in for embeddings).
-func startServer() (addr string, stop func()) {
+// added and queried over HTTP (a word match stands in for embeddings). Its requests are
+// server spans continuing the caller's trace (HTTPHandler).
+func startServer(tel *telemetry.Client) (addr string, stop func()) {
 	var mu sync.Mutex
 	collections := map[string][]string{}
 	mux := http.NewServeMux()
@@ -254,7 +307,7 @@ func startServer() (addr string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: tel.HTTPHandler(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), func() { _ = srv.Close() }
 }
