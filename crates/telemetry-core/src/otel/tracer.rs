@@ -28,6 +28,9 @@ const SCOPE: &str = "telemetry-core";
 /// that costs one comparison.
 #[derive(Clone)]
 pub struct Tracer {
+    /// The configured granularity, or `None` when nothing is recorded (a copy of
+    /// `inner.level`, kept inline so a filtered span costs no pointer chase).
+    level: Granularity,
     inner: Arc<Inner>,
 }
 
@@ -103,6 +106,7 @@ impl Tracer {
             .with_attributes(attributes)
             .build();
         Tracer {
+            level,
             inner: Arc::new(Inner {
                 config,
                 level,
@@ -135,13 +139,13 @@ impl Tracer {
     /// The granularity spans are recorded at (`None` when nothing is recorded).
     #[inline]
     pub fn granularity(&self) -> Granularity {
-        self.inner.level
+        self.level
     }
 
     /// Whether a span declared at `granularity` would be recorded.
-    #[inline]
+    #[inline(always)]
     pub fn is_recording(&self, granularity: Granularity) -> bool {
-        self.inner.level.includes(granularity)
+        self.level.includes(granularity)
     }
 
     fn pipeline(&self) -> &Pipeline {
