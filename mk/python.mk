@@ -17,6 +17,8 @@ MATURIN := VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin
 # The end-to-end tests start the real collector from here (and fail if it is missing).
 export TELEMETRY_COLLECTOR_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry-collector
 export TELEMETRY_CLI_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry
+# The trace tests export to the OTLP receiver (crates/otlp-receiver), built by `make build`.
+export OTLP_RECEIVER_BIN ?= $(CARGO_TARGET_DIR)/debug/otlp-receiver
 
 deps-python: $(PY_STAMP) ## Python venv (.venv) with maturin, pytest, mypy, ruff, chromadb, posthog
 

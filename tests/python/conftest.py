@@ -159,3 +159,89 @@ def debug_payloads(stderr: str) -> list[dict[str, Any]]:
         items.append(item)
         start = stderr.find(DEBUG_MARK, end)
     return items
+
+
+class Receiver:
+    """A running otlp-receiver (crates/otlp-receiver): OTLP over HTTP (protobuf, JSON) and
+    gRPC on loopback, decoded with the official opentelemetry-proto definitions; its HTTP
+    port also answers GET/DELETE /spans and POST /fault."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], http: str, grpc: str) -> None:
+        self.proc = proc
+        self.http = http
+        self.grpc = grpc
+
+    @property
+    def url(self) -> str:
+        """The OTLP/HTTP base URL (the exporter appends /v1/traces)."""
+        return f"http://{self.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"http://{self.grpc}"
+
+    def spans(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/spans", timeout=10) as r:
+            result: list[dict[str, Any]] = json.load(r)
+        return result
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The spans received, once there are at least `count` (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.spans()
+            if len(spans) >= count or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.05)
+
+    def clear(self) -> None:
+        request = urllib.request.Request(f"{self.url}/spans", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def fault(self, **fault: object) -> None:
+        """Makes export requests fail: ``fault(kind="status", http_status=503)``,
+        ``fault(kind="delay", ms=3000)``, ``fault(kind="garbage")``, ``fault(kind="none")``;
+        ``requests=N`` limits it to the next N requests."""
+        request = urllib.request.Request(
+            f"{self.url}/fault",
+            data=json.dumps(fault).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+def receiver_bin() -> Path:
+    value = os.environ.get("OTLP_RECEIVER_BIN")
+    if not value:
+        pytest.fail(
+            "OTLP_RECEIVER_BIN is not set: run the suite with `make test-python`, or set it "
+            "to target/debug/otlp-receiver after `cargo build --workspace`"
+        )
+    path = Path(value)
+    if not path.is_file():
+        pytest.fail(f"OTLP_RECEIVER_BIN={value} does not exist: build the workspace first")
+    return path
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """A fresh otlp-receiver on free loopback ports, stopped after the test."""
+    ready = tmp_path / "receiver.json"
+    proc = subprocess.Popen(
+        [str(receiver_bin()), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the otlp-receiver did not start")
+        time.sleep(0.02)
+    addrs = json.loads(ready.read_text())
+    try:
+        yield Receiver(proc, addrs["http"], addrs["grpc"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
