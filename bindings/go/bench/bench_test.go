@@ -1,7 +1,9 @@
 // Package bench measures the Go package's Capture beside posthog-go's Enqueue of the same
 // event and beside an empty function taking the same arguments, and its Timing beside
-// client_golang's Histogram (usage_bench_test.go), in one `go test -bench` run. It is its
-// own module so the telemetry package never depends on posthog-go or client_golang.
+// client_golang's Histogram (usage_bench_test.go), and its spans beside
+// go.opentelemetry.io/otel/sdk's (trace_bench_test.go), in one `go test -bench` run. It is
+// its own module so the telemetry package never depends on posthog-go, client_golang or
+// the OpenTelemetry SDK and exporter.
 // Everything is sent to a loopback test server: nothing leaves the machine.
 package bench
 
