@@ -72,10 +72,11 @@ test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 a
 			--ignore=$(ROOT)/tests/python/test_chroma.py); \
 	done
 
-bench-python: python-release ## Python: ours beside posthog-python and a pure-Python floor
+bench-python: python-release ## Python: ours beside posthog-python, prometheus_client, opentelemetry-sdk and pure-Python floors
 	# A release collector: on 2 cores, a debug one would take CPU from the code measured.
-	$(CARGO) build -q --release -p telemetry-collector
-	$(VPY) tests/python/bench_python.py --collector $(CARGO_TARGET_DIR)/release/telemetry-collector
+	$(CARGO) build -q --release -p telemetry-collector -p otlp-receiver
+	$(VPY) tests/python/bench_python.py --collector $(CARGO_TARGET_DIR)/release/telemetry-collector \
+		--otlp-receiver $(CARGO_TARGET_DIR)/release/otlp-receiver
 
 # The demo's Python part (scripts/demo-parts/30-python.sh) runs in the venv.
 demo: python-develop

@@ -17,7 +17,15 @@ looked up per block, and a decorated call. Each block runs in a function call of
 as in a request handler; the floors are a no-op context manager written in Python and a
 plain call.
 
-    python tests/python/bench_python.py --collector target/debug/telemetry-collector
+A third table times traces beside opentelemetry-sdk in the same run, both exporting over
+OTLP/HTTP to the project's otlp-receiver on loopback: a span with 3 attributes started and
+ended (ours ``with start_span(...)`` and ``@trace_method``; theirs
+``start_as_current_span`` with a BatchSpanProcessor and the OTLP/HTTP exporter, as a
+context manager and as a decorator), and a span filtered out by granularity beside a
+no-op decorator. The traced functions are methods taking two arguments, as Chroma's are.
+
+    python tests/python/bench_python.py --collector target/debug/telemetry-collector \
+        --otlp-receiver target/debug/otlp-receiver
 """
 
 from __future__ import annotations
@@ -277,9 +285,131 @@ def usage_rows() -> tuple[list[tuple[str, float, float | None, float]], str]:
     return rows, importlib.metadata.version("prometheus_client")
 
 
+@contextlib.contextmanager
+def otlp_receiver(binary: str) -> Iterator[str]:
+    """The OTLP/HTTP base URL of a fresh otlp-receiver on loopback."""
+    import json
+
+    with tempfile.TemporaryDirectory() as d:
+        ready = Path(d) / "ready.json"
+        proc = subprocess.Popen(
+            [binary, "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the otlp-receiver did not start")
+                time.sleep(0.02)
+            yield "http://" + json.loads(ready.read_text())["http"]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+TRACE_ATTRIBUTES = {"collection": "docs", "n_results": 10, "include_metadata": True}
+
+
+def noop_decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The floor for a filtered span: a decorator whose wrapper only calls through."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def trace_rows(receiver_bin: str) -> tuple[list[tuple[str, float, float, str, bool]], str]:
+    """(what, ours, theirs or the floor, the ratio shown, target met) per row."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from telemetry_core import Client, Settings
+    from telemetry_core.opentelemetry import OpenTelemetryGranularity as G
+    from telemetry_core.opentelemetry import start_span, trace_method
+
+    with otlp_receiver(receiver_bin) as url:
+        client = Client(
+            Settings(product="bench", sink="memory", anonymized_telemetry=False,
+                     environment={}, otel_collection_endpoint=url,
+                     otel_protocol="http/protobuf", otel_granularity="operation")
+        )  # fmt: skip
+        provider = TracerProvider()
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
+        )
+        theirs = provider.get_tracer("bench")
+
+        class Ours:
+            @trace_method("Collection.query", G.OPERATION, TRACE_ATTRIBUTES)
+            def query(self, collection: str, n: int) -> int:
+                return n
+
+            @trace_method("Tokenizer.words", G.ALL)  # finer than configured: filtered
+            def filtered(self, collection: str, n: int) -> int:
+                return n
+
+            @noop_decorator
+            def floor(self, collection: str, n: int) -> int:
+                return n
+
+        class Theirs:
+            @theirs.start_as_current_span("Collection.query", attributes=TRACE_ATTRIBUTES)
+            def query(self, collection: str, n: int) -> int:
+                return n
+
+        ours_obj, theirs_obj = Ours(), Theirs()
+
+        def ours_with() -> None:
+            with start_span("Collection.query", G.OPERATION, TRACE_ATTRIBUTES):
+                pass
+
+        def theirs_with() -> None:
+            with theirs.start_as_current_span("Collection.query", attributes=TRACE_ATTRIBUTES):
+                pass
+
+        def calls(method: Callable[[str, int], int]) -> Callable[[], object]:
+            return lambda: method("docs", 10)
+
+        # Rounds fit in both queues (2048 spans): a round measures spans, not dropping;
+        # each exporter sends between rounds, untimed.
+        n = 2000
+        flush_ours = lambda: client.flush_spans(30)  # noqa: E731
+        flush_theirs = lambda: provider.force_flush(30_000)  # noqa: E731
+        rows_ = [
+            ("span, 3 attributes: `with start_span` / `start_as_current_span`",
+             per_call(block_loop(ours_with), n, flush_ours),
+             per_call(block_loop(theirs_with), n, flush_theirs)),
+            ("span, 3 attributes: `@trace_method` / `@start_as_current_span`",
+             per_call(block_loop(calls(ours_obj.query)), n, flush_ours),
+             per_call(block_loop(calls(theirs_obj.query)), n, flush_theirs)),
+        ]  # fmt: skip
+        filtered = per_call(block_loop(calls(ours_obj.filtered)), 200_000)
+        floor = per_call(block_loop(calls(ours_obj.floor)), 200_000)
+        stats = client.shutdown(10)
+        span_stats = client.span_stats()
+        provider.shutdown()
+    recorded = 2 * ROUNDS * n
+    if span_stats["recorded"] != recorded or span_stats["exported"] != recorded:
+        raise SystemExit(f"the span rounds lost spans: {span_stats} ({stats})")
+    out = [(what, ours, them, f"{them / ours:6.1f}x faster", them >= 10 * ours)
+           for what, ours, them in rows_]  # fmt: skip
+    out.append(
+        ("filtered span (granularity) / no-op decorator", filtered, floor,
+         f"{filtered / floor:5.2f}x floor", filtered <= 1.2 * floor)
+    )  # fmt: skip
+    return out, importlib.metadata.version("opentelemetry-sdk")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collector", required=True, help="path to telemetry-collector")
+    parser.add_argument("--otlp-receiver", required=True, help="path to otlp-receiver")
     # posthog-python retries each batch with 15 s timeouts: about 100 s here. Waiting for
     # it to the end adds nothing to the comparison, so it is stopped at this limit.
     parser.add_argument("--posthog-shutdown-limit", type=float, default=60.0)
@@ -414,6 +544,16 @@ def main() -> None:
         )
         status = "" if theirs is None else ("ok" if ours < theirs else "MISSED")
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + status)
+
+    rows3, otel_version = trace_rows(args.otlp_receiver)
+    print(f"\ntraces: telemetry_core vs opentelemetry-sdk {otel_version} (OTLP/HTTP, loopback)")
+    header = ("what", "ours", "theirs / floor", "", "target")
+    widths = [66, 12, 15, 16, 24]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for i, (what, ours, theirs, ratio, met) in enumerate(rows3):
+        target = "≤ 1.2x no-op decorator" if i == len(rows3) - 1 else "≥ 10x faster"
+        cells = (what, us(ours), us(theirs), ratio, target)
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + ("ok" if met else "MISSED"))
 
 
 if __name__ == "__main__":
