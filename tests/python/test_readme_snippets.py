@@ -38,7 +38,7 @@ FENCE = re.compile(
 PYTHON = {"python", "py", "python3"}
 # Third-party packages a block may show (tests/python/requirements.txt installs them in the
 # venv); the abi3 runs under other Pythons do without, and skip the blocks that need them.
-OPTIONAL = ("chromadb", "fastapi", "flask", "werkzeug", "starlette", "uvicorn")
+OPTIONAL = ("chromadb", "fastapi", "flask", "werkzeug", "starlette", "uvicorn", "opentelemetry")
 LOST = ("dropped_queue_full", "dropped_shutdown", "dropped_failed", "queued")
 
 RUNNER = textwrap.dedent(
