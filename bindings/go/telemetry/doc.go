@@ -52,6 +52,19 @@
 //		client.CaptureError(err)
 //	}
 //
+// Traces (observability, the operator's own, independent of telemetry consent): spans
+// for an OpenTelemetry collector, configured like Chroma by CHROMA_OTEL_* (for another
+// profile <PREFIX>_OTEL_*) and the standard OTEL_* variables, or in code with WithOTel.
+// A span is built in Go memory and crosses into the library once, when it ends; one finer
+// than the configured granularity costs a comparison. The current span travels in the
+// context, parents to any client's span or the host's OpenTelemetry span, and
+// HTTPTransport and HTTPHandler carry it between processes as W3C traceparent:
+//
+//	ctx, span := client.StartSpan(ctx, "collection.add", telemetry.GranularityOperation,
+//		telemetry.WithAttributes(telemetry.IntAttr("ids_count", len(ids))))
+//	defer span.End()
+//	http := &http.Client{Transport: client.HTTPTransport(nil)}
+//
 // Building: the package links target/release/libtelemetry_ffi.a from the repository root
 // (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
 // debug build instead, as `make test` does.

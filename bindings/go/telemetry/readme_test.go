@@ -5,7 +5,8 @@ package telemetry
 // of its own that depends on this one through a replace directive, and run with
 // TELEMETRY_DEBUG=1, so it prints the payloads it would send and sends nothing. A block
 // that does not build, does not run, or sends nothing (no event it captures, no error
-// report it makes) fails the test.
+// report it makes, no span it starts: a block that traces runs with
+// OTEL_EXPORTER_OTLP_ENDPOINT naming the real OTLP receiver) fails the test.
 
 import (
 	"bytes"
@@ -157,6 +158,9 @@ var captured = regexp.MustCompile(`\.Capture\("([^"]+)"`)
 
 var reports = regexp.MustCompile(`\.Capture(Error|Panic)\(`)
 
+// spanNames are the names a block gives StartSpan.
+var spanNames = regexp.MustCompile(`\.StartSpan\([^,]+, "([^"]+)"`)
+
 func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
 	root := repoRoot(t)
 	for _, rel := range readmes {
@@ -180,7 +184,27 @@ func TestReadmeGoBlocksBuildAndRun(t *testing.T) {
 				if out, err := goCommand(t, dir, nil, "build", "-tags", "telemetry_ffi_debug", "-o", "readme", "."); err != nil {
 					t.Fatalf("go build: %v\n%s", err, out)
 				}
-				_, stderr := runProgram(t, filepath.Join(dir, "readme"), "HOME="+t.TempDir(), "TELEMETRY_DEBUG=1")
+				env := []string{"HOME=" + t.TempDir(), "TELEMETRY_DEBUG=1"}
+				spans := spanNames.FindAllStringSubmatch(b.body, -1)
+				var rx *receiver
+				if len(spans) > 0 {
+					// A block that traces exports to the real OTLP receiver, configured by
+					// the standard variable as an operator would.
+					rx = startReceiver(t)
+					env = append(env, "OTEL_EXPORTER_OTLP_ENDPOINT="+rx.httpEndpoint())
+				}
+				_, stderr := runProgram(t, filepath.Join(dir, "readme"), env...)
+				if rx != nil {
+					got := map[string]bool{}
+					for _, s := range rx.waitSpans(t, len(spans), 5*time.Second) {
+						got[s.Name] = true
+					}
+					for _, s := range spans {
+						if !got[s[1]] {
+							t.Errorf("the block's span %q did not reach the receiver; it has %v", s[1], got)
+						}
+					}
+				}
 				if !strings.Contains(stderr, "[telemetry debug] would send:") {
 					t.Fatalf("no debug payload on stderr:\n%s", stderr)
 				}
