@@ -283,7 +283,9 @@ func WithBufferSize(n int) Option { return func(c *config) { c.bufferSize = n } 
 // the one calling New, Flush or Close, and the client's sender goroutine, which polls
 // every second while the library still holds events, so a failure on an idle client is
 // logged within a few seconds. An opted-out client logs its consent warnings in New and
-// nothing afterwards. A Handler may call into this package.
+// nothing afterwards, unless it traces: then the span exporter's warnings (one per failure
+// streak) and bad observability settings are logged too, taken in New, FlushSpans and
+// Close. A Handler may call into this package.
 //
 // The library's log is process-wide: a record does not say which client wrote it (a
 // delivery message names the endpoint). With several clients, every distinct logger of a
