@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -479,5 +481,52 @@ func TestTraceStateNormalization(t *testing.T) {
 	InjectTraceContext(ExtractTraceContext(context.Background(), h), out)
 	if out.Get("traceparent") != h.Get("traceparent") || out.Get("tracestate") != "a=1,b=2" {
 		t.Errorf("injected %v", out)
+	}
+}
+
+// TestTracingClientLogs: opted out of telemetry but tracing, a client with a logger hears
+// about bad observability values at New and about spans it could not export.
+func TestTracingClientLogs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	rec := &recorder{level: slog.LevelInfo}
+	c, err := New(WithProduct("chroma", "1.0.0"), WithProfile(Chroma), WithSink(SinkMemory),
+		WithLogger(slog.New(rec)),
+		WithEnvironment(map[string]string{
+			"HOME":                            t.TempDir(),
+			"DO_NOT_TRACK":                    "1",
+			"CHROMA_OTEL_COLLECTION_ENDPOINT": "http://" + addr,
+			"OTEL_EXPORTER_OTLP_PROTOCOL":     "http/protobuf",
+			"CHROMA_OTEL_GRANULARITY":         "verbose",
+		}),
+		WithOTel(OTelSettings{ExportTimeout: 200 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if c.Enabled() || !c.TraceConfig().Active {
+		t.Fatalf("enabled %v, tracing %+v", c.Enabled(), c.TraceConfig())
+	}
+	if len(rec.matching("CHROMA_OTEL_GRANULARITY")) == 0 {
+		t.Errorf("no warning about the granularity at New: %v", rec.all())
+	}
+	_, s := c.StartSpan(context.Background(), "op", GranularityOperation)
+	s.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.FlushSpans(ctx); !errors.Is(err, ErrNotDelivered) {
+		t.Errorf("FlushSpans to a closed port: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(rec.matching("span")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		_ = c.FlushSpans(ctx)
+	}
+	if len(rec.matching("span")) == 0 {
+		t.Errorf("no warning about the dropped span: %v", rec.all())
 	}
 }
