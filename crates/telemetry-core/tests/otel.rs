@@ -391,10 +391,24 @@ fn faults_drop_and_count_spans_and_shutdown_keeps_its_deadline() {
             "{what}: {s:?}"
         );
         assert_eq!(s.exported, 0, "{what}: {s:?}");
+        assert_eq!(
+            (s.queued, s.dropped()),
+            (0, 4),
+            "{what}: all counted at the deadline: {s:?}"
+        );
         ended_spans(&client, 1);
         assert_eq!(
             client.tracer().stats().dropped_shutdown,
             s.dropped_shutdown + 1
+        );
+        // A second shutdown (the drop after an explicit one) does not wait again, and the
+        // request still under way is not counted twice when it ends.
+        let t = Instant::now();
+        drop(client);
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{what}: drop took {:?}",
+            t.elapsed()
         );
     }
 }

@@ -77,6 +77,9 @@ struct State {
     worker: Option<u64>,
     /// A warning was given for the current failure streak.
     warned: bool,
+    /// The batch being sent was counted as dropped at shutdown when the deadline passed;
+    /// the export thread, still waiting on it, must not count it again.
+    abandoned: bool,
 }
 
 struct Shared {
@@ -122,6 +125,7 @@ impl SpanQueue {
                     shutdown_by: None,
                     worker: None,
                     warned: false,
+                    abandoned: false,
                 }),
                 changed: Condvar::new(),
                 counters: Counters::default(),
@@ -238,11 +242,15 @@ impl SpanQueue {
         s.changed.notify_all();
     }
 
-    /// Waits until the export thread is done or `by` passes; what is still queued then is
-    /// counted as dropped at shutdown.
+    /// Waits until the export thread is done or the deadline passes: `by`, or the earlier
+    /// deadline of a shutdown already under way (a second shutdown, such as a drop after
+    /// an explicit one, never waits again). What is still queued or being sent then is
+    /// counted as dropped at shutdown; the export thread finishes its request in the
+    /// background and counts nothing more.
     pub fn wait_closed(&self, by: Instant) {
         let s = &self.shared;
         let mut st = s.lock();
+        let by = st.shutdown_by.map_or(by, |first| first.min(by));
         if st.worker != Some(fork_generation()) {
             let left = st.spans.len() as u64;
             st.spans.clear();
@@ -254,11 +262,13 @@ impl SpanQueue {
         while !st.spans.is_empty() || st.in_flight > 0 {
             let left = by.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let n = st.spans.len() as u64;
+                let n = st.spans.len() as u64 + st.in_flight;
                 st.spans.clear();
+                if st.in_flight > 0 {
+                    st.in_flight = 0;
+                    st.abandoned = true;
+                }
                 s.counters.dropped_shutdown.fetch_add(n, Ordering::Relaxed);
-                // The batch being sent is the export thread's to count: it gives up at
-                // `shutdown_by`, which is no later than `by`.
                 return;
             }
             st = s
@@ -372,6 +382,12 @@ fn export_loop(shared: Arc<Shared>) {
         let c = &shared.counters;
         let mut st = shared.lock();
         st.in_flight = 0;
+        if std::mem::take(&mut st.abandoned) {
+            // Counted as dropped at shutdown already; whatever the answer was, it came too
+            // late for the host.
+            shared.changed.notify_all();
+            continue;
+        }
         match outcome {
             Ok(rejected) => {
                 c.exported.fetch_add(n - rejected.min(n), Ordering::Relaxed);
