@@ -77,6 +77,22 @@ def per_call(
     return statistics.median(samples)
 
 
+def paired(
+    loop_a: Callable[[int], None], loop_b: Callable[[int], None], n: int, rounds: int = 21
+) -> tuple[float, float]:
+    """Median seconds per call of two loops timed in alternate rounds: a ratio of two
+    figures within 20% needs both measured under the same conditions (this machine's
+    other load comes and goes within seconds)."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(rounds):
+        for loop, out in ((loop_a, a), (loop_b, b)):
+            start = time.perf_counter()
+            loop(n)
+            out.append((time.perf_counter() - start) / n)
+    return statistics.median(a), statistics.median(b)
+
+
 def kwargs_loop(capture: Callable[..., object]) -> Callable[[int], None]:
     def loop(n: int) -> None:
         for _ in range(n):
@@ -389,8 +405,9 @@ def trace_rows(receiver_bin: str) -> tuple[list[tuple[str, float, float, str, bo
              per_call(block_loop(calls(ours_obj.query)), n, flush_ours),
              per_call(block_loop(calls(theirs_obj.query)), n, flush_theirs)),
         ]  # fmt: skip
-        filtered = per_call(block_loop(calls(ours_obj.filtered)), 200_000)
-        floor = per_call(block_loop(calls(ours_obj.floor)), 200_000)
+        filtered, floor = paired(
+            block_loop(calls(ours_obj.filtered)), block_loop(calls(ours_obj.floor)), 100_000
+        )
         stats = client.shutdown(10)
         span_stats = client.span_stats()
         provider.shutdown()

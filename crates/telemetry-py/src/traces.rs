@@ -146,8 +146,50 @@ static SYS_MODULES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `telemetry_core.opentelemetry._host_parent`: the host's current OpenTelemetry span
 /// context as a `SpanContext`, or None.
 static HOST_PARENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-/// `opentelemetry.context.get_current`, found once the host imported it.
-static OTEL_GET_CURRENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// Where the host's OpenTelemetry context is read, found once the host imported it: the
+/// `ContextVar` behind OpenTelemetry's default runtime context when it has one (read with
+/// one C call), else the public `opentelemetry.context.get_current`.
+static OTEL_CONTEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `contextvars.ContextVar`.
+static CONTEXT_VAR_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn context_var_type(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(CONTEXT_VAR_TYPE
+        .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(py.import("contextvars")?.getattr("ContextVar")?.unbind())
+        })?
+        .bind(py))
+}
+
+/// How to read the host's OpenTelemetry context, or None while `opentelemetry.trace` is
+/// not imported. OpenTelemetry's default runtime context keeps the context in a
+/// `ContextVar` (`_RUNTIME_CONTEXT._current_context`, a private name, so only used when it
+/// is one); otherwise, or with another runtime context, the public `get_current`.
+fn host_context_source(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let Some(modules) = SYS_MODULES.get(py) else {
+        return Ok(None);
+    };
+    let modules = modules.bind(py);
+    if !modules.contains(pyo3::intern!(py, "opentelemetry.trace"))? {
+        return Ok(None);
+    }
+    let Ok(context) = modules.get_item(pyo3::intern!(py, "opentelemetry.context")) else {
+        return Ok(None);
+    };
+    let runtime = context.getattr(pyo3::intern!(py, "_RUNTIME_CONTEXT")).ok();
+    let runtime_type = runtime
+        .as_ref()
+        .and_then(|r| r.get_type().qualname().ok())
+        .map(|n| n.to_string());
+    if runtime_type.as_deref() == Some("ContextVarsRuntimeContext") {
+        if let Some(var) = runtime.and_then(|r| r.getattr("_current_context").ok()) {
+            if var.is_instance(context_var_type(py)?)? {
+                return Ok(Some(var));
+            }
+        }
+    }
+    Ok(context.getattr(pyo3::intern!(py, "get_current")).ok())
+}
 
 // The context-variable functions of CPython's C API (3.7+). They are not in the limited
 // API, but every CPython exports them with these signatures, so this abi3 module calls
@@ -263,33 +305,39 @@ fn current_parent(py: Python<'_>) -> PyResult<Option<Ctx>> {
     let Some(hook) = HOST_PARENT.get(py) else {
         return Ok(None);
     };
-    let get_current = match OTEL_GET_CURRENT.get(py) {
-        Some(f) => f.bind(py),
+    let host_context = match OTEL_CONTEXT.get(py) {
+        Some(source) => source.bind(py),
         None => {
-            let Some(modules) = SYS_MODULES.get(py) else {
+            let Some(source) = host_context_source(py)? else {
                 return Ok(None);
             };
-            let modules = modules.bind(py);
-            if !modules.contains(pyo3::intern!(py, "opentelemetry.trace"))? {
-                return Ok(None);
-            }
-            let Ok(context) = modules.get_item(pyo3::intern!(py, "opentelemetry.context")) else {
-                return Ok(None);
-            };
-            let Ok(f) = context.getattr(pyo3::intern!(py, "get_current")) else {
-                return Ok(None);
-            };
-            let _ = OTEL_GET_CURRENT.set(py, f.unbind());
-            match OTEL_GET_CURRENT.get(py) {
-                Some(f) => f.bind(py),
+            let _ = OTEL_CONTEXT.set(py, source.unbind());
+            match OTEL_CONTEXT.get(py) {
+                Some(source) => source.bind(py),
                 None => return Ok(None),
             }
         }
     };
     // The host's context is a mapping; an empty one holds no span (the common case of a
     // host that imported OpenTelemetry and is not inside one of its spans).
-    let Ok(context) = get_current.call0() else {
-        return Ok(None);
+    let context = if host_context.is_instance(context_var_type(py)?)? {
+        let mut out: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: a live ContextVar; with a NULL default, `out` stays NULL when unset.
+        let rc = unsafe { PyContextVar_Get(host_context.as_ptr(), std::ptr::null_mut(), &mut out) };
+        if rc < 0 {
+            let _ = PyErr::take(py);
+            return Ok(None);
+        }
+        if out.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: a new, non-NULL reference.
+        unsafe { Bound::from_owned_ptr(py, out) }
+    } else {
+        match host_context.call0() {
+            Ok(c) => c,
+            Err(_) => return Ok(None),
+        }
     };
     if !context.is_truthy().unwrap_or(false) {
         return Ok(None);
