@@ -10,9 +10,12 @@ Consent (``anonymized_telemetry``, environment variables, ``.env``, ``DO_NOT_TRA
 the user's saved choice), anonymization, batching and delivery all live in the core;
 this package converts values and maps errors. ``client.usage`` holds the client's usage
 statistics (timings, counters, the report, ``/metrics``); ``telemetry_core.usage`` has
-their classes and the WSGI and ASGI apps that serve them. Importing this package imports
-nothing else: integrations (``telemetry_core.integrations.chroma``, ``.cli``) and
-``telemetry_core.usage`` are imported by name.
+their classes and the WSGI and ASGI apps that serve them. ``telemetry_core.opentelemetry``
+has traces for the operator's OpenTelemetry collector in the shape of Chroma's module
+(``trace_method``, ``OpenTelemetryGranularity``, ``add_attributes_to_current_span``).
+Importing this package imports nothing else: integrations
+(``telemetry_core.integrations.chroma``, ``.cli``), ``telemetry_core.usage`` and
+``telemetry_core.opentelemetry`` are imported by name.
 """
 
 from telemetry_core._client import Client, Decision, Stats
