@@ -958,6 +958,14 @@ def test_a_dead_endpoint_drops_counts_and_exits_within_the_deadline(protocol: st
     assert took < 2.0, f"exit took {took:.2f} s"
 
 
+def test_the_exit_exports_a_tracing_clients_spans(receiver: Receiver) -> None:
+    # Telemetry is off in the child; its tracing client is still shut down at exit.
+    _, took, run = run_child(receiver.url, "http/protobuf", "exit")
+    assert run.returncode == 0, run.stderr
+    assert len(receiver.wait_for(50)) == 50
+    assert took < 2.0
+
+
 def test_a_slow_endpoint_cannot_hold_the_exit(receiver: Receiver) -> None:
     receiver.fault(kind="delay", ms=20_000)
     _, took, run = run_child(receiver.url, "http/protobuf", "exit")
