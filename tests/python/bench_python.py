@@ -78,18 +78,24 @@ def per_call(
 
 
 def paired(
-    loop_a: Callable[[int], None], loop_b: Callable[[int], None], n: int, rounds: int = 21
+    loop_a: Callable[[int], None],
+    loop_b: Callable[[int], None],
+    n: int,
+    rounds: int = 21,
+    between: tuple[Callable[[], object], Callable[[], object]] | None = None,
 ) -> tuple[float, float]:
-    """Median seconds per call of two loops timed in alternate rounds: a ratio of two
-    figures within 20% needs both measured under the same conditions (this machine's
-    other load comes and goes within seconds)."""
+    """Median seconds per call of two loops timed in alternate rounds (`between` runs
+    after each, untimed): a ratio needs both figures measured under the same conditions,
+    and this machine's other load comes and goes within seconds."""
     a: list[float] = []
     b: list[float] = []
     for _ in range(rounds):
-        for loop, out in ((loop_a, a), (loop_b, b)):
+        for i, (loop, out) in enumerate(((loop_a, a), (loop_b, b))):
             start = time.perf_counter()
             loop(n)
             out.append((time.perf_counter() - start) / n)
+            if between is not None:
+                between[i]()
     return statistics.median(a), statistics.median(b)
 
 
@@ -397,21 +403,22 @@ def trace_rows(receiver_bin: str) -> tuple[list[tuple[str, float, float, str, bo
         n = 2000
         flush_ours = lambda: client.flush_spans(30)  # noqa: E731
         flush_theirs = lambda: provider.force_flush(30_000)  # noqa: E731
+        flushes = (flush_ours, flush_theirs)
+        with_block = paired(block_loop(ours_with), block_loop(theirs_with), n, 9, flushes)
+        decorated = paired(
+            block_loop(calls(ours_obj.query)), block_loop(calls(theirs_obj.query)), n, 9, flushes
+        )
         rows_ = [
-            ("span, 3 attributes: `with start_span` / `start_as_current_span`",
-             per_call(block_loop(ours_with), n, flush_ours),
-             per_call(block_loop(theirs_with), n, flush_theirs)),
-            ("span, 3 attributes: `@trace_method` / `@start_as_current_span`",
-             per_call(block_loop(calls(ours_obj.query)), n, flush_ours),
-             per_call(block_loop(calls(theirs_obj.query)), n, flush_theirs)),
-        ]  # fmt: skip
+            ("span, 3 attributes: `with start_span` / `start_as_current_span`", *with_block),
+            ("span, 3 attributes: `@trace_method` / `@start_as_current_span`", *decorated),
+        ]
         filtered, floor = paired(
             block_loop(calls(ours_obj.filtered)), block_loop(calls(ours_obj.floor)), 100_000
         )
         stats = client.shutdown(10)
         span_stats = client.span_stats()
         provider.shutdown()
-    recorded = 2 * ROUNDS * n
+    recorded = 2 * 9 * n
     if span_stats["recorded"] != recorded or span_stats["exported"] != recorded:
         raise SystemExit(f"the span rounds lost spans: {span_stats} ({stats})")
     out = [(what, ours, them, f"{them / ours:6.1f}x faster", them >= 10 * ours)
