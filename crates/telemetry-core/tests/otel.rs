@@ -328,6 +328,33 @@ fn faults_drop_and_count_spans_and_shutdown_keeps_its_deadline() {
     client.shutdown(Duration::from_secs(1));
     assert_eq!(client.tracer().stats().retries, 1);
 
+    // RESOURCE_EXHAUSTED with a RetryInfo delay: retried after that delay, not sooner.
+    let rx = receiver();
+    rx.set_fault_for(
+        Fault::Status {
+            http_status: 429,
+            retry_after_secs: Some(1),
+        },
+        1,
+    );
+    let (client, _) = traced(
+        MapEnvironment::new(),
+        OtelSettings {
+            endpoint: Some(rx.grpc_endpoint()),
+            ..OtelSettings::default()
+        },
+    );
+    let t = Instant::now();
+    ended_spans(&client, 1);
+    assert_eq!(rx.wait_for_spans(1, WAIT).len(), 1);
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    client.shutdown(Duration::from_secs(1));
+    assert_eq!(client.tracer().stats().retries, 1);
+
     // A bad request is not retried: dropped and counted as failed.
     let rx = receiver();
     rx.set_fault(Fault::Status {

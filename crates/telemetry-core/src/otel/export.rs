@@ -4,7 +4,8 @@
 //!
 //! One [`Exporter::attempt`] is one request; the retry policy lives in the queue's
 //! worker, which owns the time budget. What is retryable follows the OTLP specification:
-//! HTTP 429, 502, 503, 504 and transport errors; gRPC `UNAVAILABLE`, `RESOURCE_EXHAUSTED`,
+//! HTTP 429, 502, 503, 504 and transport errors (after `Retry-After` when given); gRPC
+//! `UNAVAILABLE`, `RESOURCE_EXHAUSTED` (after the `RetryInfo` delay when given),
 //! `ABORTED`, `CANCELLED`, `DEADLINE_EXCEEDED`, `OUT_OF_RANGE` and `DATA_LOSS`.
 
 use std::io::Write;

@@ -11,6 +11,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use super::export::Attempt;
 
@@ -100,7 +101,15 @@ impl GrpcChannel {
                         | Code::Cancelled
                         | Code::DeadlineExceeded
                         | Code::OutOfRange
-                        | Code::DataLoss => Attempt::Retry { after: None, why },
+                        | Code::DataLoss => Attempt::Retry {
+                            // The receiver's delay, when it says one (OTLP: a RetryInfo
+                            // detail, typically with RESOURCE_EXHAUSTED).
+                            after: status
+                                .get_details_retry_info()
+                                .and_then(|info| info.retry_delay)
+                                .map(|d| d.min(crate::transport::MAX_RETRY_AFTER)),
+                            why,
+                        },
                         _ => Attempt::Fail(why),
                     }
                 }
