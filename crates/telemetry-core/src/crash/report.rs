@@ -37,6 +37,7 @@ pub const MAX_CAUSES: usize = 8;
 
 /// One stack frame: code, never data. The innermost frame is the last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Frame {
     /// The function (`db.connect`, `app::handler`, `main.(*Server).handle`).
     pub function: String,
@@ -81,6 +82,7 @@ impl Frame {
 
 /// One exception of a chain: the reported one or a cause behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Exception {
     /// The type (`ValueError`, `*url.Error`, `panic`).
     #[serde(rename = "type")]
@@ -95,6 +97,7 @@ pub struct Exception {
 
 /// A report of one error or crash, with its causes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorReport {
     /// The type of the reported exception.
     #[serde(rename = "type")]
@@ -294,6 +297,17 @@ pub fn file_name(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_key_is_refused_not_silently_dropped() {
+        // `mesage` would otherwise lose the message without a word.
+        let bad = serde_json::from_str::<ErrorReport>(r#"{"type": "E", "mesage": "x"}"#);
+        assert!(bad.unwrap_err().to_string().contains("mesage"));
+        let frame = r#"{"type": "E", "frames": [{"function": "f", "lineno": 1}]}"#;
+        assert!(serde_json::from_str::<ErrorReport>(frame).is_err());
+        let ok = r#"{"type": "E", "message": "x", "handled": false, "platform": "go"}"#;
+        assert!(serde_json::from_str::<ErrorReport>(ok).is_ok());
+    }
 
     #[test]
     fn the_fingerprint_ignores_lines_messages_and_directories() {
