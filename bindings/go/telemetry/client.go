@@ -428,6 +428,35 @@ func (in *client) takeAsyncErr() error {
 // DefaultFlushTimeout bounds Flush when its context has no deadline.
 const DefaultFlushTimeout = 30 * time.Second
 
+// flushWith runs one of the library's flushes (events or spans) with ctx's deadline
+// (DefaultFlushTimeout without one) and maps its timeout to context.DeadlineExceeded when
+// that deadline was the limit. what names the call in an ErrShutDown.
+func (c *Client) flushWith(ctx context.Context, what string, flush func(handle, time.Duration) error) error {
+	in := c.c
+	timeout := DefaultFlushTimeout
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		timeout = time.Until(deadline)
+	}
+	in.hmu.RLock()
+	var err error
+	if in.h == nil {
+		err = errClosed(what)
+	} else {
+		err = flush(in.h, timeout)
+	}
+	in.hmu.RUnlock()
+	if in.logger != nil {
+		// What went wrong during the flush was logged before it returned.
+		drainLogs()
+	}
+	var te *Error
+	if hasDeadline && errors.As(err, &te) && te.Code == CodeTimeout {
+		te.cause = context.DeadlineExceeded
+	}
+	return err
+}
+
 // Flush sends everything captured so far, partial batches included, and waits until it
 // is delivered or ctx's deadline (DefaultFlushTimeout without one) passes.
 //
@@ -450,27 +479,7 @@ func (c *Client) Flush(ctx context.Context) error {
 		return nil
 	}
 	in.drain()
-	timeout := DefaultFlushTimeout
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		timeout = time.Until(deadline)
-	}
-	in.hmu.RLock()
-	var err error
-	if in.h == nil {
-		err = errClosed("flush")
-	} else {
-		err = cFlush(in.h, timeout)
-	}
-	in.hmu.RUnlock()
-	if in.logger != nil {
-		// What went wrong during the flush was logged before it returned.
-		drainLogs()
-	}
-	var te *Error
-	if hasDeadline && errors.As(err, &te) && te.Code == CodeTimeout {
-		te.cause = context.DeadlineExceeded
-	}
+	err := c.flushWith(ctx, "flush", cFlush)
 	return errors.Join(in.takeAsyncErr(), err)
 }
 

@@ -803,27 +803,7 @@ func (c *Client) FlushSpans(ctx context.Context) error {
 	if c.traceLevel <= GranularityNone {
 		return nil
 	}
-	timeout := DefaultFlushTimeout
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		timeout = time.Until(deadline)
-	}
-	in.hmu.RLock()
-	var err error
-	if in.h == nil {
-		err = errClosed("flush spans")
-	} else {
-		err = cFlushSpans(in.h, timeout)
-	}
-	in.hmu.RUnlock()
-	if in.logger != nil {
-		drainLogs()
-	}
-	var te *Error
-	if hasDeadline && errors.As(err, &te) && te.Code == CodeTimeout {
-		te.cause = context.DeadlineExceeded
-	}
-	return err
+	return c.flushWith(ctx, "flush spans", cFlushSpans)
 }
 
 // readTraceConfig reads the client's resolved observability configuration, once, in New.
