@@ -98,6 +98,9 @@ pub struct Event {
     /// First 12 hex digits of SHA-256 of the project API key. The key itself is
     /// never stored: it is a credential of the product team, not ours to keep.
     pub api_key_hash: String,
+    /// The project API key, for the allow-list and the per-key rate limit only;
+    /// never written to the database.
+    pub api_key: String,
 }
 
 impl Event {
@@ -158,6 +161,104 @@ pub fn decode_body(body: &[u8], gzip: bool) -> Result<Cow<'_, [u8]>, Rejection> 
         )));
     }
     Ok(Cow::Owned(out))
+}
+
+/// How a request says its body is encoded: headers and posthog-js's query.
+///
+/// ```
+/// use telemetry_collector::ingest::{decode_request, Encoding};
+///
+/// // posthog-js's form body: `data=` holding base64 of the JSON.
+/// let enc = Encoding {
+///     content_type: Some("application/x-www-form-urlencoded"),
+///     compression: Some("base64"),
+///     ..Encoding::default()
+/// };
+/// let body = decode_request(b"data=eyJldmVudCI6ImUifQ%3D%3D", &enc).unwrap();
+/// assert_eq!(&body[..], br#"{"event":"e"}"#);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Encoding<'a> {
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Content-Encoding` header.
+    pub content_encoding: Option<&'a str>,
+    /// posthog-js's `?compression=` (`gzip-js`, `base64`, ...).
+    pub compression: Option<&'a str>,
+}
+
+/// Turns a request body into JSON bytes, whatever way a PostHog SDK sent it:
+/// plain JSON; gzip (`Content-Encoding: gzip`, `?compression=gzip` / `gzip-js`,
+/// or just gzip magic bytes); a form body (`data=<JSON or base64 JSON>`, which
+/// posthog-js sends with `?compression=base64` and older SDKs send as is).
+///
+/// Other encodings (brotli, posthog-js's `lz64`) are refused with 415 rather
+/// than misread as JSON; a body inflating beyond [`MAX_DECODED_BYTES`] with 413.
+pub fn decode_request<'b>(
+    body: &'b [u8],
+    encoding: &Encoding<'_>,
+) -> Result<Cow<'b, [u8]>, Rejection> {
+    let gzip = is_gzip(encoding.content_encoding, encoding.compression)?;
+    let base64 = encoding.compression == Some("base64");
+    let body = decode_body(body, gzip)?;
+    let is_form = encoding
+        .content_type
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        || body.starts_with(b"data=");
+    if !is_form {
+        return if base64 {
+            decode_base64(&body).map(Cow::Owned)
+        } else {
+            Ok(body)
+        };
+    }
+    let data = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "data")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| Rejection::bad(r#"form body without a "data" field"#))?;
+    let trimmed = data.trim_start();
+    if !base64 && (trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return Ok(Cow::Owned(data.into_bytes()));
+    }
+    decode_base64(data.as_bytes()).map(Cow::Owned)
+}
+
+/// Standard or URL-safe base64, padded or not, surrounding whitespace ignored.
+fn decode_base64(text: &[u8]) -> Result<Vec<u8>, Rejection> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let text = text.trim_ascii();
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .ok_or_else(|| Rejection::bad("body is not valid base64"))
+}
+
+/// Whether the body is gzip, from `Content-Encoding` or posthog-js's
+/// `?compression=` (`gzip-js` is what it sends).
+fn is_gzip(content_encoding: Option<&str>, compression: Option<&str>) -> Result<bool, Rejection> {
+    let unsupported = |what: String| Rejection {
+        status: 415,
+        message: format!("unsupported {what}; send plain JSON, gzip or base64"),
+    };
+    let mut gzip = false;
+    for coding in content_encoding.unwrap_or("").split(',') {
+        match coding.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => {}
+            "gzip" | "x-gzip" => gzip = true,
+            other => return Err(unsupported(format!("Content-Encoding {other:?}"))),
+        }
+    }
+    match compression.unwrap_or("") {
+        "" | "none" | "base64" => {}
+        "gzip" | "gzip-js" => gzip = true,
+        other => return Err(unsupported(format!("compression {other:?}"))),
+    }
+    Ok(gzip)
 }
 
 /// Parses and validates a (decoded) JSON body received on `endpoint`.
@@ -290,8 +391,11 @@ fn validate(
 
     // Normalised so that the same id in another spelling (upper case, braces)
     // still hits the UNIQUE index on a retry.
+    // An empty string counts as no uuid: posthog-go sends `"uuid": ""` for
+    // every event its caller gave none, and PostHog's own ingestion reads it so.
     let uuid = match obj.get("uuid") {
         None | Some(Value::Null) => Uuid::new_v4().to_string(),
+        Some(Value::String(s)) if s.is_empty() => Uuid::new_v4().to_string(),
         Some(Value::String(s)) => Uuid::parse_str(s)
             .map_err(|_| Rejection::bad(format!(r#"{prefix}"uuid" is not a UUID: "{s}""#)))?
             .to_string(),
@@ -314,14 +418,66 @@ fn validate(
         },
     };
 
+    if let Some(place) = nul_in(&event, &distinct_id, &properties) {
+        return Err(Rejection::bad(format!(
+            "{prefix}{place} contains a NUL character (\\u0000), which no store keeps"
+        )));
+    }
+
     Ok(Event {
         uuid,
         event,
         distinct_id,
         timestamp,
         api_key_hash: short_hash(api_key),
+        api_key: api_key.to_owned(),
         properties,
     })
+}
+
+/// Where a NUL character hides, if anywhere: PostgreSQL refuses it in text and
+/// JSON, so both stores refuse it alike (a clear 400 rather than one store
+/// taking what the other cannot).
+fn nul_in(event: &str, distinct_id: &str, properties: &Map<String, Value>) -> Option<String> {
+    fn in_value(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(in_value),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || in_value(v)),
+            _ => false,
+        }
+    }
+    if event.contains('\0') {
+        return Some(r#""event""#.into());
+    }
+    if distinct_id.contains('\0') {
+        return Some(r#""distinct_id""#.into());
+    }
+    properties
+        .iter()
+        .find(|(k, v)| k.contains('\0') || in_value(v))
+        .map(|(k, _)| format!("properties.{k:?}"))
+}
+
+/// Receive time, RFC 3339 UTC with milliseconds (what PostHog senders send
+/// too). One fixed format, so text order is time order in both stores.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(OffsetDateTime::now_utc())
+}
+
+/// `at` in the [`now_rfc3339`] format: `2024-05-01T10:00:01.456Z`.
+pub fn format_rfc3339(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 fn short_hash(key: &str) -> String {
@@ -391,6 +547,49 @@ mod tests {
             Some("2024-05-01T10:00:00.123+02:00")
         );
         assert_eq!(e.batch_size(), 1);
+    }
+
+    #[test]
+    fn gzip_detection() {
+        assert_eq!(is_gzip(Some("GZIP"), None), Ok(true));
+        assert_eq!(is_gzip(None, Some("gzip-js")), Ok(true));
+        assert_eq!(is_gzip(Some("identity"), None), Ok(false));
+        assert_eq!(is_gzip(None, Some("lz64")).unwrap_err().status, 415);
+    }
+
+    #[test]
+    fn form_bodies_plain_and_base64() {
+        let form = Encoding {
+            content_type: Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            ..Encoding::default()
+        };
+        // Older SDKs: the JSON itself, URL-encoded.
+        let plain = decode_request(b"data=%7B%22event%22%3A%22e%22%7D", &form).unwrap();
+        assert_eq!(&plain[..], br#"{"event":"e"}"#);
+        // Unpadded URL-safe base64 is accepted as well.
+        let b64 = decode_request(b"data=eyJldmVudCI6ImUifQ", &form).unwrap();
+        assert_eq!(&b64[..], br#"{"event":"e"}"#);
+        assert_eq!(decode_request(b"other=1", &form).unwrap_err().status, 400);
+        assert_eq!(decode_request(b"data=%%%", &form).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_place() {
+        let body =
+            br#"{"api_key":"k","event":"e","distinct_id":"i","properties":{"a":["x\u0000"]}}"#;
+        let err = parse(Endpoint::Capture, body, None).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.starts_with(r#"properties."a""#),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn receive_times_have_one_fixed_width() {
+        let at = OffsetDateTime::from_unix_timestamp(1_714_557_601).unwrap();
+        assert_eq!(format_rfc3339(at), "2024-05-01T10:00:01.000Z");
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! A local PostHog-compatible receiver that stores usage events in SQLite.
+//! A PostHog-compatible ingest server that stores usage events in SQLite (the
+//! embedded default) or PostgreSQL (several stateless collectors on one database).
 //!
-//! Senders (telemetry-core, posthog-python, posthog-js, ...) post to it exactly as
-//! they would to PostHog (`/batch/`, `/capture/`, `/i/v0/e/`); it validates each
-//! request, stores its events in one transaction and answers `{"status": 1}`.
-//! Used by the project's end-to-end tests, by `make demo`, and by anyone who
-//! wants their telemetry to stay on their own machine.
+//! Senders (telemetry-core, posthog-python, posthog-go, posthog-node, posthog-js,
+//! ...) post to it exactly as they would to PostHog (`/batch/`, `/capture/`,
+//! `/e/`, `/i/v0/e/`, `/track/`); it validates each request, stores its events
+//! (one transaction shared by every request that arrived meanwhile) and answers
+//! `{"status": 1}` once they are on disk. Used by the project's end-to-end
+//! tests, by `make demo`, and by anyone who wants their telemetry on their own
+//! machines.
 //!
-//! Modules, one concept each: [`server`] (connections, shutdown), `http` (the
-//! wire format), `api` (routes), [`ingest`] (decoding and validation),
-//! [`store`] (SQLite).
+//! Modules, one concept each: [`server`] (hyper/axum, TLS, routes, access
+//! control, shutdown), [`config`] (settings), [`ingest`] (decoding and
+//! validation), [`commit`] (group commit), [`store`] (SQLite and PostgreSQL).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -21,7 +24,7 @@
 //!     {"event": "server_start", "distinct_id": "instance-1",
 //!      "properties": {"product": "qdrant", "batch_size": 2}}]}"#;
 //! let mut conn = TcpStream::connect(collector.addr()).unwrap();
-//! write!(conn, "POST /batch/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+//! write!(conn, "POST /batch/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
 //!               Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
 //! let mut answer = String::new();
 //! conn.read_to_string(&mut answer).unwrap();
@@ -37,9 +40,9 @@
 
 #![warn(missing_docs)]
 
-mod api;
+pub mod commit;
+pub mod config;
 mod error;
-mod http;
 pub mod ingest;
 pub mod server;
 pub mod store;
@@ -49,6 +52,9 @@ pub mod store;
 #[doc = include_str!("../README.md")]
 mod readme {}
 
+pub use config::{CollectorConfig, Rate};
 pub use error::Error;
-pub use server::{Collector, CollectorHandle};
-pub use store::{ErrorGroup, EventCounts, EventFilter, Store, StoredEvent, Summary};
+pub use server::{Collector, CollectorBuilder, CollectorHandle};
+pub use store::{
+    Deleted, ErrorGroup, EventCounts, EventFilter, Store, StoreKind, StoredEvent, Summary,
+};

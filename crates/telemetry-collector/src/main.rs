@@ -7,18 +7,63 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use telemetry_collector::{Collector, EventFilter, Store};
+use std::time::Duration;
 
-/// A local PostHog-compatible receiver that stores usage events in SQLite.
+use telemetry_collector::store::is_postgres_url;
+use telemetry_collector::{Collector, CollectorConfig, EventFilter, Rate, Store};
+
+/// A PostHog-compatible ingest server storing usage events in SQLite or PostgreSQL.
 ///
 /// Point a sender's PostHog host at the printed URL; events land in the
-/// database file and can be read with `summary`, `events`, the HTTP API
-/// (GET /api/summary, GET /api/events) or any SQLite client.
+/// database and can be read with `summary`, `events`, the HTTP API
+/// (GET /api/summary, GET /api/events) or any SQLite/PostgreSQL client.
 #[derive(Parser)]
 #[command(name = "telemetry-collector", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `serve`'s options.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (host:port; port 0 picks a free port). Beyond
+    /// loopback (e.g. 0.0.0.0:8765) an admin token is required.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    listen: String,
+    /// SQLite database file, created if missing (":memory:" keeps nothing), or a
+    /// PostgreSQL URL (postgres://user@host/dbname) shared by several collectors.
+    #[arg(long, default_value = "telemetry-collector.db")]
+    db: PathBuf,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// File holding the admin token that /api/* requires as `Authorization:
+    /// Bearer <token>` (or set TELEMETRY_COLLECTOR_ADMIN_TOKEN). Not an argument
+    /// of its own, so it does not show in `ps`.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// Accept only this project API key from senders (repeat for several);
+    /// others get 401. Default: any key.
+    #[arg(long = "api-key")]
+    api_keys: Vec<String>,
+    /// Requests per second one source address may send (burst: two seconds'
+    /// worth); 429 with Retry-After beyond. Behind a load balancer every request
+    /// comes from its address, so this is off by default.
+    #[arg(long)]
+    rate_per_address: Option<u32>,
+    /// Events per second one project API key may send (burst: two seconds' worth).
+    #[arg(long)]
+    rate_per_key: Option<u32>,
+    /// Delete events received more than this many days ago (0 keeps everything).
+    #[arg(long, default_value_t = 365)]
+    retention_days: u64,
+    /// Tokio worker threads serving HTTP.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
 }
 
 #[derive(Subcommand)]
@@ -29,23 +74,16 @@ enum Command {
     /// ready (use --listen 127.0.0.1:0 and read the port from it). Logs go to
     /// stderr (RUST_LOG=debug for one line per request). On SIGINT/SIGTERM it
     /// stops accepting, answers the requests in flight, and exits 0.
-    Serve {
-        /// Address to listen on (host:port; port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8765")]
-        listen: String,
-        /// SQLite database file, created if missing (":memory:" keeps nothing).
-        #[arg(long, default_value = "telemetry-collector.db")]
-        db: PathBuf,
-    },
+    Serve(ServeArgs),
     /// Print the totals of a database as JSON (same as GET /api/summary).
     Summary {
-        /// SQLite database file written by `serve`.
+        /// Database written by `serve`: a SQLite file or a postgres:// URL.
         #[arg(long, default_value = "telemetry-collector.db")]
         db: PathBuf,
     },
     /// Print the newest events of a database as a JSON array, oldest first.
     Events {
-        /// SQLite database file written by `serve`.
+        /// Database written by `serve`: a SQLite file or a postgres:// URL.
         #[arg(long, default_value = "telemetry-collector.db")]
         db: PathBuf,
         /// Only events with this name.
@@ -76,7 +114,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
-        Command::Serve { listen, db } => serve(&listen, db),
+        Command::Serve(args) => serve(args),
         Command::Summary { db } => {
             let summary = open_existing(&db)?.summary()?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -103,20 +141,49 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
 /// Opens a database that must already exist: reading a mistyped path should
 /// say so, not create an empty database and report zero events.
 fn open_existing(db: &PathBuf) -> Result<Store, Box<dyn std::error::Error>> {
-    if !db.exists() {
+    if !is_postgres_url(&db.to_string_lossy()) && !db.exists() {
         return Err(format!("no database at {}", db.display()).into());
     }
     Ok(Store::open(db)?)
 }
 
-fn serve(listen: &str, db: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Register before starting, so a signal that arrives right after the
     // "listening" line is handled, not fatal.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    let db_text = args.db.to_string_lossy();
+    if !is_postgres_url(&db_text) && db_text != ":memory:" {
+        if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
     }
-    let collector = Collector::start(listen, &db)?;
+    let admin_token = match &args.admin_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("admin token file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("TELEMETRY_COLLECTOR_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().to_owned()),
+    };
+    raise_open_file_limit();
+    let config = CollectorConfig {
+        listen: args.listen,
+        db: args.db,
+        tls: args.tls_cert.zip(args.tls_key),
+        admin_token,
+        api_keys: (!args.api_keys.is_empty()).then_some(args.api_keys),
+        rate_per_address: args.rate_per_address.map(Rate::per_second),
+        rate_per_key: args.rate_per_key.map(Rate::per_second),
+        retention: (args.retention_days > 0)
+            .then(|| Duration::from_secs(args.retention_days.saturating_mul(86_400))),
+        worker_threads: args.workers,
+        ..CollectorConfig::default()
+    };
+    let collector = Collector::builder().config(config).start()?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", collector.url())?;
@@ -127,4 +194,22 @@ fn serve(listen: &str, db: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     }
     collector.shutdown();
     Ok(())
+}
+
+/// Lifts the soft open-file limit to the hard one: each connection is a file
+/// descriptor, and the usual soft default (1024) is below the server's
+/// connection limit.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

@@ -24,7 +24,10 @@ fn batch_is_accepted_and_stored_exactly() {
     let reply = post(c.handle.addr(), "/batch/", &batch(events));
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json(), json!({"status": 1}));
-    assert!(reply.head.contains("Content-Type: application/json"));
+    assert!(reply
+        .head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
 
     let stored = all_events(&c);
     assert_eq!(stored.len(), 2);

@@ -46,7 +46,7 @@ fn several_requests_share_one_keep_alive_connection() {
         let body = serde_json::to_string(&batch(vec![event("e", "i", &uuid(20, n))])).unwrap();
         write!(
             conn,
-            "POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /batch/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -57,7 +57,8 @@ fn several_requests_share_one_keep_alive_connection() {
         loop {
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.strip_prefix("Content-Length: ") {
+            // Header names are case-insensitive (hyper writes them lowercase).
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length: ") {
                 length = v.trim().parse().unwrap();
             }
             if line == "\r\n" {
@@ -78,7 +79,7 @@ fn expect_100_continue_is_honoured() {
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let body = serde_json::to_string(&batch(vec![event("e", "i", &uuid(21, 1))])).unwrap();
-    write!(conn, "POST /batch/ HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    write!(conn, "POST /batch/ HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
     let mut interim = [0u8; 25];
     conn.read_exact(&mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -100,7 +101,7 @@ fn a_request_in_flight_at_shutdown_is_answered_and_stored() {
         .unwrap();
     write!(
         conn,
-        "POST /batch/ HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -124,7 +125,10 @@ fn a_request_in_flight_at_shutdown_is_answered_and_stored() {
     conn.read_to_end(&mut raw).unwrap();
     let reply = parse_reply(&raw);
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(reply.head.contains("Connection: close"));
+    assert!(reply
+        .head
+        .to_ascii_lowercase()
+        .contains("connection: close"));
     stopper.join().unwrap();
     drop(idle);
 

@@ -166,12 +166,24 @@ fn delete_removes_exactly_that_instances_events() {
     seed(&c);
     let addr = c.handle.addr();
     let r = request(addr, "DELETE", "/api/instances/inst-a", &[], b"");
-    assert_eq!((r.status, r.json()), (200, json!({"deleted": 2})));
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            200,
+            json!({"deleted": 2, "usage_reports": 0, "error_reports": 0})
+        )
+    );
     // `+` in a path is a literal plus, percent-escapes are decoded.
     let r = request(addr, "DELETE", "/api/instances/inst-b%2Bx/", &[], b"");
-    assert_eq!(r.json(), json!({"deleted": 1}));
+    assert_eq!(
+        r.json(),
+        json!({"deleted": 1, "usage_reports": 0, "error_reports": 0})
+    );
     let r = request(addr, "DELETE", "/api/instances/nobody", &[], b"");
-    assert_eq!(r.json(), json!({"deleted": 0}));
+    assert_eq!(
+        r.json(),
+        json!({"deleted": 0, "usage_reports": 0, "error_reports": 0})
+    );
 
     let left: Vec<String> = c
         .handle
@@ -182,7 +194,7 @@ fn delete_removes_exactly_that_instances_events() {
         .collect();
     assert_eq!(left, ["inst-b", "inst-c"]);
     assert_eq!(c.handle.summary().unwrap().instances, 2);
-    assert_eq!(c.handle.delete_instance("inst-c").unwrap(), 1);
+    assert_eq!(c.handle.delete_instance("inst-c").unwrap().events, 1);
 }
 
 #[test]

@@ -96,7 +96,7 @@ fn the_deletion_endpoint_forgets_an_install() {
     }
     client.shutdown(Duration::from_secs(5));
     let id = std::fs::read_to_string(home.path().join(".cache/chroma/telemetry_user_id")).unwrap();
-    assert_eq!(collector.delete_instance(id.trim()).unwrap(), 10);
+    assert_eq!(collector.delete_instance(id.trim()).unwrap().events, 10);
     assert_eq!(collector.summary().unwrap().events, 0);
     collector.shutdown();
 }
