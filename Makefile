@@ -28,13 +28,16 @@ deps-rust:
 	@$(CARGO) clippy --version >/dev/null || { echo "clippy missing: rustup component add clippy"; exit 1; }
 
 # Debian packages the tests run for real: Prometheus and promtool (they scrape and check
-# /metrics). Installed when missing and this is root on Debian; otherwise say how.
+# /metrics), PostgreSQL (the collector's PostgreSQL store; the tests start their own server
+# from /usr/lib/postgresql/*/bin). Installed when missing and this is root on Debian;
+# otherwise say how.
 deps-system:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || \
+		! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			DEBIAN_FRONTEND=noninteractive apt-get update && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
-		else echo "prometheus and promtool are needed: install Debian's prometheus package"; exit 1; fi; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus postgresql; \
+		else echo "prometheus, promtool and PostgreSQL are needed: install Debian's prometheus and postgresql packages"; exit 1; fi; \
 	fi
 
 build: deps-rust ## Build the whole Rust workspace (debug), once
