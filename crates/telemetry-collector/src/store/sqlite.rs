@@ -238,11 +238,16 @@ impl Backend for SqliteBackend {
     }
 
     fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error> {
-        let sql = "SELECT json_extract(properties, '$.\"$exception_fingerprint\"') AS fp,
+        // The fingerprint as text whatever JSON type a sender used (123 and
+        // "123" are one group, as PostgreSQL's `->>` reads them); suppressed
+        // counts summed only where they are JSON numbers, as in PostgreSQL.
+        let sql = "SELECT CAST(json_extract(properties, '$.\"$exception_fingerprint\"') AS TEXT) AS fp,
                     COUNT(*) AS n, COUNT(DISTINCT distinct_id) AS installs,
                     MIN(received_at) AS first_seen, MAX(received_at) AS last_seen,
                     json_group_array(DISTINCT COALESCE(product_version, 'unknown')) AS versions,
-                    SUM(COALESCE(json_extract(properties, '$.\"$exception_suppressed\"'), 0)) AS suppressed,
+                    CAST(SUM(CASE WHEN json_type(properties, '$.\"$exception_suppressed\"') IN ('integer', 'real')
+                        THEN MAX(0, MIN(json_extract(properties, '$.\"$exception_suppressed\"'), 9000000000000000000))
+                        ELSE 0 END) AS INTEGER) AS suppressed,
                     MAX(id) AS newest
              FROM events
              WHERE event = '$exception' AND (?1 IS NULL OR product = ?1)
