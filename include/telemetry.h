@@ -314,12 +314,16 @@ telemetry_error_t *telemetry_anonymize(const char *request_json,
  * `endpoint`, `api_key`, `sink` (`posthog`, `file`, `debug`, `memory`), `file_path`,
  * delivery knobs (`queue_capacity`, `max_batch_events`, `max_batch_bytes`,
  * `flush_interval_ms`, `connect_timeout_ms`, `request_timeout_ms`, `max_retries`,
- * `backoff_base_ms`, `shutdown_timeout_ms`), consent inputs (`explicit`, `args`,
- * `config_dir`, `working_dir`, `mode`, `environment`), `install_id` + `secret_hex`,
- * `runtime`, `runtime_version` (default `c`), `context`, and `crash`, how error reports
- * are made (`{"deadline_ms": 1000, "per_fingerprint_ms": 60000, "per_hour": 20}`, each
- * optional: the deadline a crash waits for its report, and the rate limits; see
- * `telemetry_client_report_crash`). Unknown keys are refused.
+ * `backoff_base_ms`, `shutdown_timeout_ms`), TLS trust (`ca_file`: a PEM file of CA
+ * certificates trusted besides the roots, for events and, unless
+ * `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE` names another, trace exports; `tls_roots`:
+ * `bundled`, Mozilla's roots compiled in, the default, or `platform`, the system's),
+ * consent inputs (`explicit`, `args`, `config_dir`, `working_dir`, `mode`,
+ * `environment`), `install_id` + `secret_hex`, `runtime`, `runtime_version` (default
+ * `c`), `context`, and `crash`, how error reports are made (`{"deadline_ms": 1000,
+ * "per_fingerprint_ms": 60000, "per_hour": 20}`, each optional: the deadline a crash
+ * waits for its report, and the rate limits; see `telemetry_client_report_crash`). Unknown keys are refused, and so is a `ca_file` that
+ * cannot be read or holds no certificate (`INVALID_CONFIG`, naming the file).
  *
  * Consent is resolved here, once; nothing starts (no thread, no file, no socket) until
  * the first capture of an enabled client.

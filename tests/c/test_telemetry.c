@@ -133,6 +133,13 @@ static void test_client_new_errors(void) {
     const char no_key[] = "{\"product\":\"x\",\"endpoint\":\"https://eu.i.posthog.com\"}";
     expect_code(telemetry_client_new(no_key, strlen(no_key), &client),
                 TELEMETRY_ERROR_CODE_INVALID_CONFIG, "new: posthog sink without api_key");
+    const char no_ca[] = "{\"product\":\"x\",\"sink\":\"memory\","
+                         "\"ca_file\":\"/nonexistent/telemetry-ca.pem\"}";
+    expect_code(telemetry_client_new(no_ca, strlen(no_ca), &client),
+                TELEMETRY_ERROR_CODE_INVALID_CONFIG, "new: a ca_file that does not exist");
+    const char bad_roots[] = "{\"product\":\"x\",\"sink\":\"memory\",\"tls_roots\":\"system\"}";
+    expect_code(telemetry_client_new(bad_roots, strlen(bad_roots), &client),
+                TELEMETRY_ERROR_CODE_INVALID_CONFIG, "new: tls_roots neither bundled nor platform");
     /* An absurd length is refused before a single byte is read. */
     expect_code(telemetry_client_new(cfg, (size_t)1 << 40, &client), TELEMETRY_ERROR_CODE_TOO_LARGE,
                 "new: 1 TiB length");

@@ -348,6 +348,38 @@ fn status_shows_observability_with_header_values_hidden_and_bad_values_named() {
 }
 
 #[test]
+fn status_shows_the_traces_certificate_file_and_where_it_came_from() {
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/certs/ca-a.pem");
+    let sb = Sandbox::new()
+        .with("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.corp.internal:4318")
+        .with("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", ca);
+    let o = &sb.status_json("qdrant")["observability"];
+    assert_eq!(o["certificate"], ca);
+    assert_eq!(o["tls_roots"], "bundled");
+    assert_eq!(
+        o["origins"]["certificate"],
+        serde_json::json!({"kind": "env", "name": "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"})
+    );
+    let text = sb.ok(&["status", "--profile", "qdrant"]);
+    assert!(
+        text.contains(&format!(
+            "certificate: {ca}, added to the bundled roots (from OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE)"
+        )),
+        "{text}"
+    );
+
+    // A file that cannot be read is named in a warning; nothing fails.
+    let bad = Sandbox::new()
+        .with("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.corp.internal:4318")
+        .with("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem");
+    let text = bad.ok(&["status", "--profile", "qdrant"]);
+    assert!(
+        text.contains("warning: OTEL_EXPORTER_OTLP_CERTIFICATE=\"/nonexistent/ca.pem\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn evidently_in_library_mode_is_off() {
     let sb = Sandbox::new();
     let s: Value = serde_json::from_str(&sb.ok(&[

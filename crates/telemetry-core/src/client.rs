@@ -42,6 +42,7 @@ use crate::profile::IdLocation;
 use crate::profile::Profile;
 use crate::sink::{DebugSink, FileSink, MemorySink, Sink, SinkConfig};
 use crate::stats::{Counters, Stats};
+use crate::tls::{CaFile, TlsRoots, Trust};
 use crate::transport::{check_endpoint, PostHogSink};
 use crate::usage::activation::{Activation, Starter};
 use crate::usage::{IdentitySource, Usage};
@@ -97,6 +98,8 @@ pub struct ClientBuilder {
     queue_capacity: usize,
     tuning: Tuning,
     connect_timeout: Duration,
+    tls_roots: TlsRoots,
+    ca_file: Option<PathBuf>,
     shutdown_deadline: Duration,
     inputs: ConsentInputs,
     env: Arc<dyn Environment>,
@@ -155,6 +158,32 @@ impl ClientBuilder {
     /// Connect timeout (default 2 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
+        self
+    }
+    /// A PEM file of CA certificates trusted for HTTPS besides the roots (an internal CA
+    /// that signed `https://telemetry.corp.internal`): for the events, and for trace exports
+    /// unless `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE` names another file. Read and checked
+    /// by [`build`](Self::build): a missing file, or one without a certificate, is a
+    /// [`ConfigError`] naming it.
+    ///
+    /// ```
+    /// let err = telemetry_core::Client::builder("myapp", "1.0")
+    ///     .endpoint("https://telemetry.corp.internal")
+    ///     .api_key("phc_...")
+    ///     .ca_file("/etc/corp/missing-ca.pem")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("ca_file /etc/corp/missing-ca.pem cannot be read"));
+    /// ```
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    /// The roots HTTPS starts from (default [`TlsRoots::Bundled`], Mozilla's, compiled in);
+    /// [`TlsRoots::Platform`] trusts the system's store (CAs an administrator installed).
+    /// A [`ca_file`](Self::ca_file) adds to either.
+    pub fn tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls_roots = roots;
         self
     }
     /// Whole-request timeout (default 5 s).
@@ -305,6 +334,17 @@ impl ClientBuilder {
                 .parse()
                 .map_err(|e: crate::profile::InvalidProfile| ConfigError(e.to_string()))?,
         };
+        // Checked whatever the sink: trace exports use it too.
+        let ca_file = match &self.ca_file {
+            Some(path) => {
+                Some(CaFile::load(path).map_err(|e| ConfigError(format!("ca_file {e}")))?)
+            }
+            None => None,
+        };
+        let trust = Trust {
+            roots: self.tls_roots,
+            extra: ca_file,
+        };
         let debug = self
             .env
             .var("TELEMETRY_DEBUG")
@@ -331,8 +371,10 @@ impl ClientBuilder {
                     .ok_or_else(|| ConfigError("the posthog sink needs an api_key".into()))?;
                 endpoint_label = endpoint.clone();
                 let connect = self.connect_timeout;
+                let trust = trust.clone();
                 Arc::new(move || {
-                    Box::new(PostHogSink::new(&endpoint, &key, connect)) as Box<dyn Sink>
+                    Box::new(PostHogSink::with_trust(&endpoint, &key, connect, &trust))
+                        as Box<dyn Sink>
                 })
             }
             SinkConfig::File(path) => {
@@ -392,14 +434,17 @@ impl ClientBuilder {
             usage_identity,
             activation,
         );
-        let tracer = Tracer::new(
+        let otel = crate::otel::config::resolve_with_trust(
             &profile,
             &self.product,
-            &self.version,
-            &self.runtime.0,
             &self.otel,
             &*self.env,
+            &trust,
         );
+        for w in &otel.warnings {
+            log::warn!("telemetry: {w}");
+        }
+        let tracer = Tracer::from_config(otel, &self.version, &self.runtime.0);
         let setup = WorkerSetup {
             profile,
             env: self.env,
@@ -493,6 +538,12 @@ pub struct ClientConfig {
     /// Connect timeout in milliseconds.
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
+    /// A PEM file of CA certificates trusted besides the roots ([`ClientBuilder::ca_file`]).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `bundled` (default) or `platform` ([`ClientBuilder::tls_roots`]).
+    #[serde(default)]
+    pub tls_roots: Option<TlsRoots>,
     /// Request timeout in milliseconds.
     #[serde(default)]
     pub request_timeout_ms: Option<u64>,
@@ -655,6 +706,12 @@ impl ClientConfig {
         }
         if let Some(n) = self.connect_timeout_ms {
             b = b.connect_timeout(ms(n));
+        }
+        if let Some(path) = self.ca_file {
+            b = b.ca_file(path);
+        }
+        if let Some(roots) = self.tls_roots {
+            b = b.tls_roots(roots);
         }
         if let Some(n) = self.request_timeout_ms {
             b = b.request_timeout(ms(n));
@@ -840,6 +897,8 @@ impl Client {
                 backoff_cap: Duration::from_secs(30),
             },
             connect_timeout: Duration::from_secs(2),
+            tls_roots: TlsRoots::Bundled,
+            ca_file: None,
             shutdown_deadline: DEFAULT_SHUTDOWN,
             inputs: ConsentInputs::default(),
             env: Arc::new(ProcessEnvironment),

@@ -18,6 +18,7 @@ pub mod profile;
 pub mod samples;
 pub mod sink;
 pub mod stats;
+pub mod tls;
 pub mod transport;
 pub mod usage;
 mod worker;

@@ -1,8 +1,10 @@
-//! PostHog's batch API over HTTP(S) with ureq and rustls (bundled root certificates, so it
-//! works on any machine without the system's CA store).
+//! PostHog's batch API over HTTP(S) with ureq and rustls (bundled root certificates by
+//! default, so it works on any machine without the system's CA store; the platform's, and a
+//! `ca_file`'s on top, as [`crate::tls`] says).
 //!
 //! One call is one attempt: `POST {endpoint}/batch/` with `{"api_key", "batch"}`, gzip
-//! above 1 KB. Network errors, 408, 429 and 5xx are retryable; other 4xx are not.
+//! above 1 KB. Network errors, 408, 429 and 5xx are retryable; other 4xx are not, nor is a
+//! server certificate the client does not trust (retrying cannot change it).
 //!
 //! ```
 //! use telemetry_core::transport::check_endpoint;
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::context::CORE_VERSION;
 use crate::sink::{SendError, Sink};
+use crate::tls::{is_ureq_certificate_error, Trust};
 
 /// Bodies above this size are gzip-compressed.
 const GZIP_ABOVE: usize = 1024;
@@ -71,9 +74,22 @@ impl std::fmt::Debug for PostHogSink {
 }
 
 impl PostHogSink {
-    /// A transport to `endpoint` (already checked) with the given connect timeout.
+    /// A transport to `endpoint` (already checked) with the given connect timeout,
+    /// trusting the bundled roots.
     pub fn new(endpoint: &str, api_key: &str, connect_timeout: Duration) -> Self {
+        Self::with_trust(endpoint, api_key, connect_timeout, &Trust::default())
+    }
+
+    /// A transport that trusts what `trust` says (the client's `tls_roots` and `ca_file`).
+    /// Reads the system's certificate store when `trust` needs it.
+    pub fn with_trust(
+        endpoint: &str,
+        api_key: &str,
+        connect_timeout: Duration,
+        trust: &Trust,
+    ) -> Self {
         let agent = ureq::Agent::config_builder()
+            .tls_config(trust.ureq_config())
             .timeout_connect(Some(connect_timeout))
             .http_status_as_error(false)
             .user_agent(format!("telemetry-core/{CORE_VERSION}"))
@@ -123,6 +139,13 @@ impl Sink for PostHogSink {
             .send(&body[..]);
         let response = match response {
             Ok(r) => r,
+            Err(e) if is_ureq_certificate_error(&e) => {
+                return Err(SendError::permanent(format!(
+                    "{} failed: {e} (the server's certificate is not trusted: \
+                     a ca_file or tls_roots \"platform\" may be missing)",
+                    self.url
+                )))
+            }
             Err(e) => return Err(SendError::transient(format!("{} failed: {e}", self.url))),
         };
         let status = response.status().as_u16();

@@ -33,6 +33,7 @@ use serde_json::{json, Value};
 use super::Granularity;
 use crate::env::Environment;
 use crate::profile::{env_prefix, Profile};
+use crate::tls::{CaFile, TlsRoots, Trust};
 
 /// Observability settings made in code (Python `Settings(chroma_otel_*=...)`, Go options,
 /// [`crate::ClientBuilder::otel`]); each one set beats every variable.
@@ -247,6 +248,12 @@ pub struct OtelConfig {
     /// One export's time budget, retries included.
     #[serde(with = "millis")]
     pub export_timeout: Duration,
+    /// CA certificates trusted for HTTPS exports besides `tls_roots`' (a PEM file:
+    /// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, else the
+    /// client's `ca_file`).
+    pub certificate: Option<CaFile>,
+    /// The roots exports start from: the client's `tls_roots`.
+    pub tls_roots: TlsRoots,
     /// Where each setting came from, by setting name.
     pub origins: BTreeMap<&'static str, Origin>,
     /// Values that could not be understood, each naming its variable and value.
@@ -293,6 +300,8 @@ impl OtelConfig {
             "sampler": self.sampler,
             "disabled": self.disabled,
             "compression": if self.gzip { "gzip" } else { "none" },
+            "certificate": self.certificate,
+            "tls_roots": self.tls_roots,
             "origins": self.origins,
             "warnings": self.warnings,
         })
@@ -335,6 +344,16 @@ impl OtelConfig {
             self.granularity.as_str(),
             origin("granularity")
         ));
+        if let Some(file) = &self.certificate {
+            out.push_str(&format!(
+                "  certificate: {}, added to the {} roots{}\n",
+                file.path().display(),
+                self.tls_roots,
+                origin("certificate")
+            ));
+        } else if self.tls_roots != TlsRoots::Bundled {
+            out.push_str(&format!("  trusted roots: {}\n", self.tls_roots));
+        }
         if !self.headers.is_empty() {
             let names: Vec<String> = self
                 .headers
@@ -369,6 +388,8 @@ pub const STANDARD_VARIABLES: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
     "OTEL_TRACES_SAMPLER",
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -442,6 +463,34 @@ pub fn resolve(
     product: &str,
     settings: &OtelSettings,
     env: &dyn Environment,
+) -> OtelConfig {
+    resolve_with_trust(profile, product, settings, env, &Trust::default())
+}
+
+/// [`resolve`] for a client whose own TLS settings are `client`: exports start from its
+/// `tls_roots`, and its `ca_file` is their certificate when neither
+/// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` nor `OTEL_EXPORTER_OTLP_CERTIFICATE` names a
+/// readable one (those are the operator's, for the operator's collector, so they beat the
+/// product's setting for its telemetry endpoint).
+///
+/// ```
+/// use telemetry_core::env::MapEnvironment;
+/// use telemetry_core::otel::{config, OtelSettings};
+/// use telemetry_core::profile::Profile;
+/// use telemetry_core::tls::Trust;
+/// let env = MapEnvironment::new()
+///     .with("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.corp.internal:4318")
+///     .with("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/missing/ca.pem");
+/// let c = config::resolve_with_trust(&Profile::Qdrant, "q", &OtelSettings::default(), &env, &Trust::default());
+/// assert!(c.certificate.is_none()); // unreadable: a warning, and the bundled roots alone
+/// assert!(c.warnings[0].contains("OTEL_EXPORTER_OTLP_CERTIFICATE"));
+/// ```
+pub fn resolve_with_trust(
+    profile: &Profile,
+    product: &str,
+    settings: &OtelSettings,
+    env: &dyn Environment,
+    client: &Trust,
 ) -> OtelConfig {
     let prefix = variable_prefix(profile);
     let var_endpoint = format!("{prefix}OTEL_COLLECTION_ENDPOINT");
@@ -552,6 +601,37 @@ pub fn resolve(
         }
     });
     let endpoint = endpoint.map(|(url, kind)| export_url(&url, kind, protocol));
+
+    // Certificate: the traces variable, the generic one, the client's ca_file. Read only
+    // when there is somewhere to export to; an unreadable file is a warning and the next
+    // source applies.
+    let mut certificate = None;
+    if endpoint.is_some() {
+        for name in [
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        ] {
+            if certificate.is_some() {
+                break;
+            }
+            if let Some(v) = r.var(name) {
+                match CaFile::load(&v) {
+                    Ok(file) => {
+                        r.origins
+                            .insert("certificate", Origin::Env(name.to_string()));
+                        certificate = Some(file);
+                    }
+                    Err(e) => r.warn(format!("{name}={v:?}: {e}; it is not used")),
+                }
+            }
+        }
+        if certificate.is_none() {
+            if let Some(file) = &client.extra {
+                r.origins.insert("certificate", Origin::Code);
+                certificate = Some(file.clone());
+            }
+        }
+    }
 
     // Headers: the first source that is set wins whole.
     let mut headers = None;
@@ -746,6 +826,8 @@ pub fn resolve(
         max_export_batch_size,
         schedule_delay,
         export_timeout,
+        certificate,
+        tls_roots: client.roots,
         origins: r.origins,
         warnings: r.warnings,
     }

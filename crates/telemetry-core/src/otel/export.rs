@@ -6,7 +6,12 @@
 //! worker, which owns the time budget. What is retryable follows the OTLP specification:
 //! HTTP 429, 502, 503, 504 and transport errors (after `Retry-After` when given); gRPC
 //! `UNAVAILABLE`, `RESOURCE_EXHAUSTED` (after the `RetryInfo` delay when given),
-//! `ABORTED`, `CANCELLED`, `DEADLINE_EXCEEDED`, `OUT_OF_RANGE` and `DATA_LOSS`.
+//! `ABORTED`, `CANCELLED`, `DEADLINE_EXCEEDED`, `OUT_OF_RANGE` and `DATA_LOSS`. A
+//! server certificate the client does not trust is never retried (over HTTP or gRPC):
+//! trying again cannot change it.
+//!
+//! HTTPS trusts the configuration's `tls_roots` plus its `certificate` (a PEM file), for
+//! both protocols: [`crate::tls::Trust`].
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,6 +27,7 @@ use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 
 use super::config::{OtelConfig, Protocol};
+use crate::tls::{is_ureq_certificate_error, Trust};
 use crate::transport::parse_retry_after;
 
 /// What one export request came to.
@@ -58,6 +64,8 @@ pub struct Exporter {
     protocol: Protocol,
     gzip: bool,
     headers: Vec<(String, String)>,
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    trust: Trust,
     http: Option<ureq::Agent>,
     #[cfg(feature = "grpc")]
     grpc: Option<super::grpc::GrpcChannel>,
@@ -65,13 +73,19 @@ pub struct Exporter {
 
 impl Exporter {
     /// An exporter for `config`'s endpoint, with `resource` on every request. Creating it
-    /// opens nothing; the first request connects.
+    /// opens nothing; the first request connects. Reads the system's certificate store when
+    /// the configuration needs it (platform roots with a certificate file).
     pub fn new(config: &OtelConfig, resource: &opentelemetry_sdk::Resource) -> Exporter {
         let url = config.endpoint.clone().unwrap_or_default();
+        let trust = Trust {
+            roots: config.tls_roots,
+            extra: config.certificate.clone(),
+        };
         let http = match config.protocol {
             Protocol::Grpc => None,
             _ => Some(
                 ureq::Agent::config_builder()
+                    .tls_config(trust.ureq_config())
                     .timeout_connect(Some(Duration::from_secs(2)))
                     .http_status_as_error(false)
                     .user_agent(format!("telemetry-core/{}", crate::context::CORE_VERSION))
@@ -86,6 +100,7 @@ impl Exporter {
             protocol: config.protocol,
             gzip: config.gzip,
             headers: config.headers.clone(),
+            trust,
             http,
             #[cfg(feature = "grpc")]
             grpc: None,
@@ -125,7 +140,7 @@ impl Exporter {
             #[cfg(feature = "grpc")]
             Prepared::Grpc(request) => {
                 let channel = self.grpc.get_or_insert_with(|| {
-                    super::grpc::GrpcChannel::new(&self.url, self.gzip, &self.headers)
+                    super::grpc::GrpcChannel::new(&self.url, self.gzip, &self.headers, &self.trust)
                 });
                 channel.export(request, timeout)
             }
@@ -159,6 +174,13 @@ impl Exporter {
             .send(body);
         let mut response = match response {
             Ok(r) => r,
+            Err(e) if is_ureq_certificate_error(&e) => {
+                return Attempt::Fail(format!(
+                    "{} failed: {e} (the server's certificate is not trusted: see \
+                     OTEL_EXPORTER_OTLP_CERTIFICATE)",
+                    self.url
+                ))
+            }
             Err(e) => {
                 return Attempt::Retry {
                     after: None,

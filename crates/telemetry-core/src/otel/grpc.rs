@@ -9,11 +9,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use super::export::Attempt;
+use crate::tls::{is_certificate_error, Trust};
 
 /// A lazily connected channel to one gRPC endpoint and the runtime that drives it.
 pub struct GrpcChannel {
@@ -24,8 +25,9 @@ pub struct GrpcChannel {
 }
 
 impl GrpcChannel {
-    /// A channel to `url`; nothing connects until the first export.
-    pub fn new(url: &str, gzip: bool, headers: &[(String, String)]) -> GrpcChannel {
+    /// A channel to `url` trusting `trust` for HTTPS; nothing connects until the first
+    /// export.
+    pub fn new(url: &str, gzip: bool, headers: &[(String, String)], trust: &Trust) -> GrpcChannel {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -35,7 +37,7 @@ impl GrpcChannel {
             Some(rt) => {
                 // `connect_lazy` must run inside the runtime: it spawns the connection task.
                 let _guard = rt.enter();
-                connect(url).map(|channel| {
+                connect(url, trust).map(|channel| {
                     let client = TraceServiceClient::new(channel);
                     if gzip {
                         client
@@ -88,6 +90,11 @@ impl GrpcChannel {
                         .partial_success
                         .map_or(0, |p| p.rejected_spans.max(0) as u64),
                 },
+                Ok(Err(status)) if is_certificate_error(&status) => Attempt::Fail(format!(
+                    "{url} failed: {} (the server's certificate is not trusted: see \
+                     OTEL_EXPORTER_OTLP_CERTIFICATE)",
+                    certificate_reason(&status)
+                )),
                 Ok(Err(status)) => {
                     let why = format!(
                         "{url} answered gRPC {:?}: {}",
@@ -118,14 +125,24 @@ impl GrpcChannel {
     }
 }
 
-fn connect(url: &str) -> Result<Channel, String> {
+/// The innermost error's text: tonic's own message for a failed connection is only
+/// "transport error".
+fn certificate_reason(status: &tonic::Status) -> String {
+    let mut last: &(dyn std::error::Error + 'static) = status;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+fn connect(url: &str, trust: &Trust) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("{url} is not a gRPC endpoint: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);
     let endpoint = if url.starts_with("https://") {
         endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
+            .tls_config(trust.tonic_config())
             .map_err(|e| format!("TLS for {url}: {e}"))?
     } else {
         endpoint
