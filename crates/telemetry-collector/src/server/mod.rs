@@ -17,6 +17,7 @@
 //! collector.shutdown();
 //! ```
 
+mod budget;
 mod guard;
 pub mod listen;
 mod routes;
@@ -47,6 +48,8 @@ pub(crate) struct App {
     api_keys: Option<ApiKeys>,
     address_limit: Option<KeyedLimit<IpAddr>>,
     key_limit: Option<KeyedLimit<String>>,
+    /// Request-body memory shared by all connections.
+    body_budget: budget::BodyBudget,
 }
 
 /// Entry point: starts a collector. See [`Collector::start`] and [`Collector::builder`].
@@ -179,6 +182,7 @@ fn start(config: CollectorConfig) -> Result<CollectorHandle, Error> {
         api_keys: config.api_keys.as_deref().map(ApiKeys::new),
         address_limit: config.rate_per_address.map(KeyedLimit::new),
         key_limit: config.rate_per_key.map(KeyedLimit::new),
+        body_budget: budget::BodyBudget::new(budget::BODY_BUDGET_BYTES),
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

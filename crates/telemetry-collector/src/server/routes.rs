@@ -31,11 +31,15 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::budget::ReadFailure;
 use super::guard::{self, too_many_requests, Limited};
 use super::App;
 use crate::commit::WriteFailure;
 use crate::ingest::{self, Encoding, Endpoint, Rejection, MAX_BODY_BYTES};
 use crate::store::{Batch, EventFilter, MAX_LIMIT};
+
+/// Bodies up to this size are decoded on the async worker itself.
+const INLINE_DECODE_BYTES: usize = 256 * 1024;
 
 /// How long a sender is asked to wait before retrying a 503.
 const RETRY_AFTER_UNAVAILABLE: &str = "1";
@@ -182,40 +186,62 @@ async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(body) => body,
-        Err(e) => {
-            // The limit layer's error, or the sender went away / stalled.
-            let too_large =
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body larger than {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read the body: {e}"),
-                )
-            };
+    let (body, held) = match app.body_budget.read(body).await {
+        Ok(read) => read,
+        Err(ReadFailure::TooLarge) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        Err(ReadFailure::Broken(e)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the body: {e}"),
+            )
         }
     };
     let query = query_pairs(query.as_deref());
-    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let encoding = Encoding {
-        content_type: header(header::CONTENT_TYPE),
-        content_encoding: header(header::CONTENT_ENCODING),
-        compression: non_empty(&query, "compression"),
+    let body_len = body.len();
+    let header = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     };
-    // Decoding and parsing are CPU work on a worker thread; a body is at most
-    // 32 MiB decoded, so this stays short.
-    let events = match ingest::decode_request(&body, &encoding)
-        .and_then(|json| ingest::parse(endpoint, &json, non_empty(&query, "api_key")))
-    {
+    let content_type = header(header::CONTENT_TYPE);
+    let content_encoding = header(header::CONTENT_ENCODING);
+    let compression = non_empty(&query, "compression").map(str::to_owned);
+    let api_key = non_empty(&query, "api_key").map(str::to_owned);
+    let decode = move || {
+        let encoding = Encoding {
+            content_type: content_type.as_deref(),
+            content_encoding: content_encoding.as_deref(),
+            compression: compression.as_deref(),
+        };
+        ingest::decode_request(&body, &encoding)
+            .and_then(|json| ingest::parse(endpoint, &json, api_key.as_deref()))
+    };
+    // Decoding and parsing are CPU work: a small body is done on the worker
+    // thread at once; a large one (up to 32 MiB inflated) goes to the blocking
+    // pool so it cannot stall the other connections of that worker.
+    let parsed = if body_len <= INLINE_DECODE_BYTES {
+        decode()
+    } else {
+        match tokio::task::spawn_blocking(decode).await {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: decoding panicked; see the collector's log",
+                )
+            }
+        }
+    };
+    // The events are in memory now (and bounded by the commit queue); the raw
+    // body's budget goes back.
+    drop(held);
+    let events = match parsed {
         Ok(events) => events,
         Err(r) => {
             debug!("{endpoint:?} refused: {}", r.message);
