@@ -354,6 +354,7 @@ class Client:
         """The resolved observability configuration: ``active``, ``endpoint``,
         ``protocol``, ``headers`` (names only unless ``reveal_headers``), ``service_name``,
         ``granularity``, ``level``, ``sampler``, ``disabled``, ``compression``,
+        ``certificate`` (the CA file trusted for HTTPS exports, or None), ``tls_roots``,
         ``resource``, ``origins`` (where each setting came from) and ``warnings`` (values
         that could not be understood; also logged on the ``telemetry_core`` logger)."""
         return self._native.trace_config(bool(reveal_headers))

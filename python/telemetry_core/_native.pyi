@@ -192,10 +192,11 @@ class NativeClient:
     def trace_config(self, reveal_headers: bool = False) -> dict[str, Any]:
         """The resolved observability configuration, as `telemetry status --json` shows it
         (the core's `OtelConfig::to_status_json`: active, endpoint, protocol, headers'
-        names, service_name, granularity, sampler, disabled, compression, origins,
-        warnings), plus `level` (the granularity spans are recorded at, 0 when nothing is)
-        and `resource` (the resource attributes besides `service.name`). With
-        `reveal_headers`, `headers` holds `[name, value]` pairs instead of names."""
+        names, service_name, granularity, sampler, disabled, compression, certificate,
+        tls_roots, origins, warnings), plus `level` (the granularity spans are recorded
+        at, 0 when nothing is) and `resource` (the resource attributes besides
+        `service.name`). With `reveal_headers`, `headers` holds `[name, value]` pairs
+        instead of names."""
 
     def span_stats(self) -> dict[str, int]:
         """The span counters now: recorded, exported, dropped_queue_full, dropped_failed,

@@ -25,6 +25,7 @@ _SINKS = ("posthog", "file", "debug", "memory")
 #: What ``product`` means when it is not passed: Chroma, whose integration relies on it.
 _DEFAULT_PRODUCT = "chromadb"
 _MODES = ("library", "cli")
+_TLS_ROOTS = ("bundled", "platform")
 
 
 class MissingProductWarning(UserWarning):
@@ -139,6 +140,15 @@ class Settings:
     product's ``<PREFIX>_OTEL_*``, then ``OTEL_*``); the core resolves them. A value it
     cannot understand is a warning on the ``telemetry_core`` logger, never an exception.
 
+    HTTPS trust, for the events and the trace exports: ``ca_file`` is a PEM file of CA
+    certificates trusted besides the roots (an internal CA that signed
+    ``https://telemetry.corp.internal``); traces use it unless the operator's
+    ``OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`` or ``OTEL_EXPORTER_OTLP_CERTIFICATE`` names
+    another file. ``tls_roots`` is ``"bundled"`` (Mozilla's roots compiled into the
+    library, the default) or ``"platform"`` (the system's, through the platform's
+    verifier). A ``ca_file`` that is missing or holds no certificate makes
+    :class:`Client` raise ``ConfigurationError`` naming it.
+
     Durations are in seconds. ``environment``, ``working_dir``, ``install_id`` and
     ``secret_hex`` are test hooks: ``environment`` replaces the process environment for
     this client, ``install_id``/``secret_hex`` fix the identity instead of the stored one.
@@ -151,6 +161,7 @@ class Settings:
         "app_packages",
         "args",
         "backoff_base",
+        "ca_file",
         "config_dir",
         "connect_timeout",
         "context",
@@ -187,6 +198,7 @@ class Settings:
         "secret_hex",
         "shutdown_timeout",
         "sink",
+        "tls_roots",
         "usage_report_delay",
         "usage_report_interval",
         "usage_reports",
@@ -211,6 +223,8 @@ class Settings:
         flush_interval: float | None = None,
         connect_timeout: float | None = None,
         request_timeout: float | None = None,
+        ca_file: PathLike | None = None,
+        tls_roots: str | None = None,
         max_retries: int | None = None,
         backoff_base: float | None = None,
         shutdown_timeout: float = 1.0,
@@ -282,6 +296,11 @@ class Settings:
         self.flush_interval = _opt_seconds("flush_interval", flush_interval)
         self.connect_timeout = _opt_seconds("connect_timeout", connect_timeout)
         self.request_timeout = _opt_seconds("request_timeout", request_timeout)
+        self.ca_file = _opt_path("ca_file", ca_file)
+        tls_roots = _opt_str("tls_roots", tls_roots)
+        if tls_roots is not None and tls_roots not in _TLS_ROOTS:
+            raise ConfigurationError(f"unknown tls_roots {tls_roots!r}: use bundled or platform")
+        self.tls_roots = tls_roots
         self.max_retries = _opt_int("max_retries", max_retries)
         self.backoff_base = _opt_seconds("backoff_base", backoff_base)
         timeout = _opt_seconds("shutdown_timeout", shutdown_timeout)
@@ -481,6 +500,8 @@ class Settings:
             "flush_interval_ms": _ms(self.flush_interval),
             "connect_timeout_ms": _ms(self.connect_timeout),
             "request_timeout_ms": _ms(self.request_timeout),
+            "ca_file": self.ca_file,
+            "tls_roots": self.tls_roots,
             "max_retries": self.max_retries,
             "backoff_base_ms": _ms(self.backoff_base),
             "config_dir": self.config_dir,

@@ -7,8 +7,10 @@ fail rather than skip: a suite that silently skips its end-to-end half proves li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -27,13 +29,17 @@ VECTORS = ROOT / "tests" / "vectors"
 class Collector:
     """A running telemetry-collector on a loopback port, with its HTTP query API."""
 
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], url: str, context: ssl.SSLContext | None = None
+    ) -> None:
         self.proc = proc
         self.url = url
+        self.context = context  # what the query API is trusted by, when it serves HTTPS
 
     def get(self, path: str, **params: object) -> Any:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=10) as r:
+        url = f"{self.url}{path}?{query}"
+        with urllib.request.urlopen(url, timeout=10, context=self.context) as r:
             return json.load(r)
 
     def events(self, event: str | None = None, limit: int = 10000) -> list[dict[str, Any]]:
@@ -67,11 +73,13 @@ def collector_bin() -> Path:
     return path
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    """A fresh collector with its own SQLite file, stopped after the test."""
+@contextlib.contextmanager
+def running_collector(
+    db: Path, *args: str, context: ssl.SSLContext | None = None
+) -> Iterator[Collector]:
+    """The collector serving `db` (with more `serve` arguments), stopped on exit."""
     proc = subprocess.Popen(
-        [str(collector_bin()), "serve", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "e.db")],
+        [str(collector_bin()), "serve", "--listen", "127.0.0.1:0", "--db", str(db), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -82,10 +90,17 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
         proc.kill()
         pytest.fail(f"the collector did not start: {line!r}")
     try:
-        yield Collector(proc, line.removeprefix("listening on "))
+        yield Collector(proc, line.removeprefix("listening on "), context)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    """A fresh collector with its own SQLite file, stopped after the test."""
+    with running_collector(tmp_path / "e.db") as c:
+        yield c
 
 
 @pytest.fixture

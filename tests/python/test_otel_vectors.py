@@ -42,8 +42,17 @@ FIELDS = {
 }
 
 
+def paths(value: Any) -> Any:
+    """``{vectors}`` in a case's paths: the absolute path of tests/vectors."""
+    return value.replace("{vectors}", str(VECTORS)) if isinstance(value, str) else value
+
+
 def settings_for(case: dict[str, Any], chroma_names: bool) -> Settings:
     fields: dict[str, Any] = {}
+    # The client's own TLS settings, which trace exports follow.
+    for key in ("ca_file", "tls_roots"):
+        if key in case:
+            fields[key] = paths(case[key])
     for key, value in case["settings"].items():
         generic, chroma = FIELDS[key]
         fields[chroma if chroma_names and chroma else generic] = value
@@ -52,7 +61,7 @@ def settings_for(case: dict[str, Any], chroma_names: bool) -> Settings:
         profile=case["profile"],
         sink="memory",
         anonymized_telemetry=False,
-        environment=dict(case["env"]),
+        environment={k: paths(v) for k, v in case["env"].items()},
         **fields,
     )
 
@@ -60,6 +69,7 @@ def settings_for(case: dict[str, Any], chroma_names: bool) -> Settings:
 def check(case: dict[str, Any], got: dict[str, Any]) -> None:
     name = case["name"]
     for key, want in case["expect"].items():
+        want = [paths(p) for p in want] if key == "warnings_contain" else paths(want)
         if key == "warnings_contain":
             assert any(all(part in w for part in want) for w in got["warnings"]), (
                 f"{name}: no warning holds {want}: {got['warnings']}"

@@ -95,7 +95,8 @@ type client struct {
 //	defer client.Close(context.Background())
 //
 // Errors: ErrInvalidConfig (e.g. no product, a plain-http endpoint that is not
-// loopback, the posthog sink without an endpoint or API key).
+// loopback, the posthog sink without an endpoint or API key, a WithCAFile file that is
+// missing or holds no certificate).
 func New(opts ...Option) (*Client, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {

@@ -25,6 +25,12 @@ import (
 // binary fails the test: skipping would hide that the end-to-end path went untested.
 func startCollector(t *testing.T) string {
 	t.Helper()
+	return startCollectorWith(t)
+}
+
+// startCollectorWith is startCollector with more arguments for `serve` (--tls-cert ...).
+func startCollectorWith(t *testing.T, args ...string) string {
+	t.Helper()
 	bin := os.Getenv("TELEMETRY_COLLECTOR_BIN")
 	if bin == "" {
 		t.Fatal("TELEMETRY_COLLECTOR_BIN is not set: run through `make test-go`, or point it at target/debug/telemetry-collector")
@@ -32,7 +38,7 @@ func startCollector(t *testing.T) string {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("collector binary: %v (run `make build`)", err)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "events.db"))
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "events.db")}, args...)...)
 	var logs strings.Builder // shown only when the test fails
 	cmd.Stderr = &syncWriter{w: &logs}
 	out, err := cmd.StdoutPipe()

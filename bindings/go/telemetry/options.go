@@ -82,6 +82,8 @@ type config struct {
 	MaxBatchBytes     *int              `json:"max_batch_bytes,omitempty"`
 	FlushIntervalMS   *int64            `json:"flush_interval_ms,omitempty"`
 	ConnectTimeoutMS  *int64            `json:"connect_timeout_ms,omitempty"`
+	CAFile            string            `json:"ca_file,omitempty"`
+	TLSRoots          TLSRoots          `json:"tls_roots,omitempty"`
 	RequestTimeoutMS  *int64            `json:"request_timeout_ms,omitempty"`
 	MaxRetries        *int              `json:"max_retries,omitempty"`
 	BackoffBaseMS     *int64            `json:"backoff_base_ms,omitempty"`
@@ -228,6 +230,33 @@ func WithFlushInterval(d time.Duration) Option {
 func WithConnectTimeout(d time.Duration) Option {
 	return func(c *config) { c.ConnectTimeoutMS = millis(d) }
 }
+
+// WithCAFile trusts the CA certificates in the PEM file at path for HTTPS, besides the
+// roots (see WithTLSRoots): an internal CA that signed https://telemetry.corp.internal.
+// It applies to the events and to trace exports, unless the operator's
+// OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE or OTEL_EXPORTER_OTLP_CERTIFICATE names another
+// file. New reads it: a file that is missing or holds no certificate is ErrInvalidConfig
+// naming the file. Without it, a collector signed by an internal CA is refused on its
+// certificate: each batch is dropped and counted (Stats.DroppedFailed), never retried.
+func WithCAFile(path string) Option { return func(c *config) { c.CAFile = path } }
+
+// TLSRoots is where the roots trusted for HTTPS come from; WithCAFile adds to either.
+type TLSRoots string
+
+// The roots.
+const (
+	// TLSRootsBundled: Mozilla's root certificates, compiled into the library, the same
+	// on every machine (the default).
+	TLSRootsBundled TLSRoots = "bundled"
+	// TLSRootsPlatform: the system's, through the platform's verifier (the system store
+	// on Linux, the Security framework on macOS, CryptoAPI on Windows), so CAs an
+	// administrator installed are trusted.
+	TLSRootsPlatform TLSRoots = "platform"
+)
+
+// WithTLSRoots chooses the roots trusted for HTTPS, for events and trace exports
+// (default TLSRootsBundled).
+func WithTLSRoots(r TLSRoots) Option { return func(c *config) { c.TLSRoots = r } }
 
 // WithRequestTimeout bounds a whole request (default 5 s).
 func WithRequestTimeout(d time.Duration) Option {

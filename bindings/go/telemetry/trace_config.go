@@ -228,6 +228,13 @@ type TraceConfig struct {
 	Disabled bool `json:"disabled"`
 	// Compression is "gzip" or "none".
 	Compression string `json:"compression"`
+	// Certificate is the PEM file of CA certificates trusted for HTTPS exports besides
+	// the roots ("" for none): OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, else
+	// OTEL_EXPORTER_OTLP_CERTIFICATE, else WithCAFile's (Origins["certificate"] says
+	// which).
+	Certificate string `json:"certificate"`
+	// TLSRoots is where the roots trusted for HTTPS exports come from (WithTLSRoots).
+	TLSRoots TLSRoots `json:"tls_roots"`
 	// Origins says where each setting came from, by setting name.
 	Origins map[string]TraceOrigin `json:"origins"`
 	// Warnings are the values that could not be understood, each naming its variable and

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -68,6 +69,17 @@ func settingsFromVector(t *testing.T, raw map[string]any) OTelSettings {
 	return s
 }
 
+// vectorPaths replaces "{vectors}" in a case's paths with the absolute path of
+// tests/vectors (the certificate files).
+func vectorPaths(t *testing.T, text string) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "tests", "vectors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(text, "{vectors}", dir)
+}
+
 func profileFor(name string) Profile {
 	switch name {
 	case "chroma":
@@ -92,7 +104,7 @@ func TestOTelConfigVectors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env := map[string]string{"HOME": t.TempDir()}
 			for k, v := range c["env"].(map[string]any) {
-				env[k] = v.(string)
+				env[k] = vectorPaths(t, v.(string))
 			}
 			opts := []Option{
 				WithProduct(c["product"].(string), "1.0.0"),
@@ -102,6 +114,13 @@ func TestOTelConfigVectors(t *testing.T) {
 			}
 			if settings := c["settings"].(map[string]any); len(settings) > 0 {
 				opts = append(opts, WithOTel(settingsFromVector(t, settings)))
+			}
+			// The client's own TLS settings, which trace exports follow.
+			if path, ok := c["ca_file"].(string); ok {
+				opts = append(opts, WithCAFile(vectorPaths(t, path)))
+			}
+			if roots, ok := c["tls_roots"].(string); ok {
+				opts = append(opts, WithTLSRoots(TLSRoots(roots)))
 			}
 			client, err := New(opts...)
 			if err != nil {
@@ -139,6 +158,15 @@ func TestOTelConfigVectors(t *testing.T) {
 				case "compression":
 					if got.Compression != want.(string) {
 						t.Errorf("compression %q, want %q", got.Compression, want)
+					}
+				case "certificate":
+					w, _ := want.(string) // null: none
+					if w = vectorPaths(t, w); got.Certificate != w {
+						t.Errorf("certificate %q, want %q", got.Certificate, w)
+					}
+				case "tls_roots":
+					if string(got.TLSRoots) != want.(string) {
+						t.Errorf("tls_roots %q, want %q", got.TLSRoots, want)
 					}
 				case "headers":
 					// The C ABI shows header names only: values are secrets (API keys).
@@ -181,7 +209,7 @@ func TestOTelConfigVectors(t *testing.T) {
 					for _, warning := range got.Warnings {
 						all := true
 						for _, part := range want.([]any) {
-							all = all && strings.Contains(warning, part.(string))
+							all = all && strings.Contains(warning, vectorPaths(t, part.(string)))
 						}
 						found = found || all
 					}

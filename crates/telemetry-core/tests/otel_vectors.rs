@@ -9,10 +9,19 @@ use telemetry_core::otel::propagation;
 use telemetry_core::otel::wire::{self, AttributeValue, FinishedSpan};
 use telemetry_core::otel::OtelSettings;
 use telemetry_core::profile::Profile;
+use telemetry_core::tls::{CaFile, TlsRoots, Trust};
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/otel.json");
+    let path = format!("{VECTORS}/otel.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `{vectors}` in a case's paths: the absolute path of tests/vectors.
+fn paths(text: &str) -> String {
+    let dir = std::fs::canonicalize(VECTORS).unwrap();
+    text.replace("{vectors}", &dir.display().to_string())
 }
 
 fn hex16(s: &str) -> [u8; 16] {
@@ -33,10 +42,25 @@ fn configuration_vectors() {
         let profile: Profile = case["profile"].as_str().unwrap().parse().unwrap();
         let mut env = MapEnvironment::new();
         for (k, val) in case["env"].as_object().unwrap() {
-            env.set(k.clone(), val.as_str().unwrap());
+            env.set(k.clone(), paths(val.as_str().unwrap()));
         }
         let settings: OtelSettings = serde_json::from_value(case["settings"].clone()).unwrap();
-        let c = config::resolve(&profile, case["product"].as_str().unwrap(), &settings, &env);
+        // The client's own TLS settings (`ca_file`, `tls_roots`), as a client passes them.
+        let trust = Trust {
+            roots: case["tls_roots"]
+                .as_str()
+                .map_or(TlsRoots::Bundled, |r| r.parse().unwrap()),
+            extra: case["ca_file"]
+                .as_str()
+                .map(|p| CaFile::load(paths(p)).unwrap()),
+        };
+        let c = config::resolve_with_trust(
+            &profile,
+            case["product"].as_str().unwrap(),
+            &settings,
+            &env,
+            &trust,
+        );
         let shown = c.to_status_json();
         let expect = case["expect"].as_object().unwrap();
         for (key, want) in expect {
@@ -48,6 +72,13 @@ fn configuration_vectors() {
                 "disabled" => assert_eq!(&Value::Bool(c.disabled), want, "{name}: disabled"),
                 "service_name" => assert_eq!(c.service_name, *want, "{name}: service name"),
                 "compression" => assert_eq!(shown["compression"], *want, "{name}: compression"),
+                "certificate" => {
+                    let want = want.as_str().map(paths);
+                    let got = c.certificate.as_ref().map(|f| f.path().display().to_string());
+                    assert_eq!(got, want, "{name}: certificate");
+                    assert_eq!(shown["certificate"], serde_json::json!(got), "{name}");
+                }
+                "tls_roots" => assert_eq!(shown["tls_roots"], *want, "{name}: tls_roots"),
                 "headers" => {
                     let got: Vec<Value> = c
                         .headers
@@ -72,16 +103,16 @@ fn configuration_vectors() {
                     "{name}: warnings"
                 ),
                 "warnings_contain" => {
-                    let parts: Vec<&str> = want
+                    let parts: Vec<String> = want
                         .as_array()
                         .unwrap()
                         .iter()
-                        .map(|p| p.as_str().unwrap())
+                        .map(|p| paths(p.as_str().unwrap()))
                         .collect();
                     assert!(
                         c.warnings
                             .iter()
-                            .any(|w| parts.iter().all(|p| w.contains(p))),
+                            .any(|w| parts.iter().all(|p| w.contains(p.as_str()))),
                         "{name}: no warning holds {parts:?}: {:?}",
                         c.warnings
                     );

@@ -23,7 +23,9 @@ no socket.
 **Where events go** is explicit, never a default host:
 
 * ``TELEMETRY_CORE_ENDPOINT``: a PostHog-compatible host (HTTPS, or HTTP on loopback), e.g.
-  a local ``telemetry-collector``; with ``TELEMETRY_CORE_API_KEY``, the project key.
+  a local ``telemetry-collector``; with ``TELEMETRY_CORE_API_KEY``, the project key, and
+  ``TELEMETRY_CORE_CA_FILE``, a PEM file of the CA that signed the host's certificate when
+  it is an internal one (added to the bundled roots).
 * ``TELEMETRY_DEBUG=1``: print each anonymized payload to stderr and send nothing.
 * Neither set: nothing is sent anywhere (one debug line on the ``telemetry_core`` logger).
 """
@@ -41,10 +43,11 @@ from overrides import override
 
 from telemetry_core import Client, ConfigurationError, Settings, TelemetryEvent
 
-__all__ = ["ENDPOINT_ENV", "KEY_ENV", "ProductTelemetry", "to_telemetry_event"]
+__all__ = ["CA_FILE_ENV", "ENDPOINT_ENV", "KEY_ENV", "ProductTelemetry", "to_telemetry_event"]
 
 ENDPOINT_ENV = "TELEMETRY_CORE_ENDPOINT"
 KEY_ENV = "TELEMETRY_CORE_API_KEY"
+CA_FILE_ENV = "TELEMETRY_CORE_CA_FILE"
 
 _log = logging.getLogger("telemetry_core.integrations.chroma")
 
@@ -157,6 +160,7 @@ class ProductTelemetry(ProductTelemetryClient):
             profile="chroma",
             endpoint=endpoint,
             api_key=os.environ.get(KEY_ENV) or None,
+            ca_file=os.environ.get(CA_FILE_ENV) or None,
             context=_context(system),
         )
         try:
