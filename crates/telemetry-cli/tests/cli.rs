@@ -349,9 +349,15 @@ fn status_shows_observability_with_header_values_hidden_and_bad_values_named() {
 
 #[test]
 fn status_shows_the_traces_certificate_file_and_where_it_came_from() {
-    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/certs/ca-a.pem");
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/certs/ca-a.pem"
+    );
     let sb = Sandbox::new()
-        .with("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.corp.internal:4318")
+        .with(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://otel.corp.internal:4318",
+        )
         .with("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", ca);
     let o = &sb.status_json("qdrant")["observability"];
     assert_eq!(o["certificate"], ca);
@@ -370,7 +376,10 @@ fn status_shows_the_traces_certificate_file_and_where_it_came_from() {
 
     // A file that cannot be read is named in a warning; nothing fails.
     let bad = Sandbox::new()
-        .with("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.corp.internal:4318")
+        .with(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://otel.corp.internal:4318",
+        )
         .with("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem");
     let text = bad.ok(&["status", "--profile", "qdrant"]);
     assert!(

@@ -74,7 +74,10 @@ fn configuration_vectors() {
                 "compression" => assert_eq!(shown["compression"], *want, "{name}: compression"),
                 "certificate" => {
                     let want = want.as_str().map(paths);
-                    let got = c.certificate.as_ref().map(|f| f.path().display().to_string());
+                    let got = c
+                        .certificate
+                        .as_ref()
+                        .map(|f| f.path().display().to_string());
                     assert_eq!(got, want, "{name}: certificate");
                     assert_eq!(shown["certificate"], serde_json::json!(got), "{name}");
                 }
