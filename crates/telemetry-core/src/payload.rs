@@ -80,8 +80,50 @@ impl PayloadBuilder {
         );
         item.insert(
             "uuid".into(),
-            Value::String(uuid::Uuid::new_v4().to_string()),
+            Value::String(event_uuid(event.timestamp).to_string()),
         );
         Value::Object(item)
+    }
+}
+
+/// The event's uuid: a UUIDv7 whose time part is the event's second, the same
+/// precision its `timestamp` is sent with, and 74 random bits after it.
+///
+/// Time-ordered ids let a receiver's unique index grow at its right edge
+/// instead of touching a random page per event (our collector's SQLite store
+/// ingests about twice as fast with them), while saying nothing the timestamp
+/// does not already say; a millisecond v7 would reveal sub-second timing.
+///
+/// ```ignore
+/// let id = event_uuid(std::time::SystemTime::now());
+/// assert_eq!(id.get_version_num(), 7);
+/// ```
+fn event_uuid(t: std::time::SystemTime) -> uuid::Uuid {
+    let seconds = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, 0))
+}
+
+#[cfg(test)]
+mod event_uuid_tests {
+    use super::event_uuid;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn v7_at_the_second_and_unique() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_581_234_567);
+        let a = event_uuid(t);
+        let b = event_uuid(t);
+        assert_eq!(a.get_version_num(), 7);
+        assert_ne!(a, b);
+        let (secs, nanos) = a.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            (secs, nanos),
+            (1_764_581_234, 0),
+            "no sub-second time in the id"
+        );
+        // Later seconds sort after earlier ones.
+        assert!(event_uuid(t + Duration::from_secs(1)) > a.max(b));
     }
 }
