@@ -16,7 +16,8 @@
 //! The load generator is deliberately small: one std thread per sender with its
 //! own keep-alive `ureq::Agent` (the client telemetry-core sends with), posting a
 //! pre-built JSON body whose 100 uuids are rewritten in place before each request
-//! (fresh random v4 uuids, as telemetry-core's; no allocation), and timing every
+//! (fresh UUIDv7s at the event's second, as telemetry-core makes them; no
+//! allocation), and timing every
 //! request. Its cost is small beside the server's (a profile of the SQLite row:
 //! the senders' threads take ~5% of the CPU samples), so ureq is not what limits.
 //!
@@ -29,7 +30,9 @@
 //! - `BENCH_COLLECTOR_PG=off`: skip the PostgreSQL rows (they need Debian's
 //!   `postgresql` package; otherwise they fail with how to install it).
 //! - `BENCH_COLLECTOR_ONLY=sqlite|postgres|latency`: run one group of rows (profiling).
-//! - `BENCH_COLLECTOR_UUID=v7`: time-ordered uuids instead of random v4 ones.
+//! - `BENCH_COLLECTOR_UUID=v4`: random v4 uuids in every row (as posthog-python
+//!   and posthog-go send) instead of telemetry-core's v7; the SQLite rows show a
+//!   v4 HTTP row beside the v7 ones either way.
 //!
 //! PostgreSQL runs in a temporary cluster of its own (the tests' harness,
 //! tests/common/postgres.rs) with `fsync=on` and `full_page_writes=on`, so that
@@ -59,6 +62,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+#[derive(Clone)]
 struct Settings {
     secs: Duration,
     warmup: Duration,
@@ -68,6 +72,8 @@ struct Settings {
     workers: Option<usize>,
     postgres: bool,
     only: Option<String>,
+    /// Random v4 uuids instead of telemetry-core's second-precision v7.
+    random_uuids: bool,
 }
 
 impl Settings {
@@ -83,6 +89,7 @@ impl Settings {
                 .and_then(|v| v.parse().ok()),
             postgres: std::env::var("BENCH_COLLECTOR_PG").map_or(true, |v| v != "off"),
             only: std::env::var("BENCH_COLLECTOR_ONLY").ok(),
+            random_uuids: std::env::var("BENCH_COLLECTOR_UUID").is_ok_and(|v| v == "v4"),
         }
     }
 
@@ -92,22 +99,20 @@ impl Settings {
 }
 
 /// A `/batch/` body of `n` events whose uuids are rewritten in place before
-/// each request: random version-4 uuids, as telemetry-core makes them
-/// (`Uuid::new_v4`), so the UNIQUE index sees keys in random order as it does
-/// in production (122 random bits each: no collision in any run); or, with
-/// `BENCH_COLLECTOR_UUID=v7`, time-ordered version-7 ones (`Uuid::now_v7`), to
-/// see what the store gains when new keys land at the end of the index.
+/// each request: version-7 uuids whose time is the current second and the rest
+/// random, as telemetry-core makes them, so new keys land near the end of the
+/// UNIQUE index; or random version-4 ones (as posthog-python and posthog-go
+/// make them), which land on a random index page each.
 struct Body {
     bytes: Vec<u8>,
     /// Offset of each event's 36-character uuid.
     slots: Vec<usize>,
     rng: u64,
     v7: bool,
-    counter: u64,
 }
 
 impl Body {
-    fn new(run: u32, sender: usize, n: usize) -> Body {
+    fn new(run: u32, sender: usize, n: usize, random_uuids: bool) -> Body {
         let mut bytes = br#"{"api_key":"phc_bench","batch":["#.to_vec();
         let mut slots = Vec::with_capacity(n);
         for i in 0..n {
@@ -133,8 +138,7 @@ impl Body {
             bytes,
             slots,
             rng: seed ^ (u64::from(run) << 48) ^ ((sender as u64) << 32),
-            v7: std::env::var("BENCH_COLLECTOR_UUID").is_ok_and(|v| v == "v7"),
-            counter: 0,
+            v7: !random_uuids,
         }
     }
 
@@ -154,12 +158,12 @@ impl Body {
             let slot = self.slots[i];
             let (mut hi, mut lo) = (self.next_u64(), self.next_u64());
             if self.v7 {
-                // 48 bits of Unix milliseconds, then a counter (uuid's rand_a).
-                let ms = std::time::SystemTime::now()
+                // 48 bits of Unix milliseconds at the whole second (what
+                // telemetry-core sends), then random bits (uuid's rand_a).
+                let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                self.counter += 1;
-                hi = (ms << 16) | (self.counter & 0xfff);
+                    .map_or(0, |d| d.as_secs());
+                hi = ((secs * 1000) << 16) | (hi & 0xfff);
             }
             let version = if self.v7 { b'7' } else { b'4' };
             let uuid = &mut self.bytes[slot..slot + 36];
@@ -208,7 +212,9 @@ fn rate(events_per_s: f64) -> String {
 /// transaction, timing only the call (building and parsing the batches is not
 /// the store's work and is left out).
 fn bulk_rate(store: &Store, s: &Settings, run: u32) -> (f64, u64) {
-    let mut bodies: Vec<Body> = (0..s.senders).map(|i| Body::new(run, i, s.batch)).collect();
+    let mut bodies: Vec<Body> = (0..s.senders)
+        .map(|i| Body::new(run, i, s.batch, s.random_uuids))
+        .collect();
     let mut busy = Duration::ZERO;
     let mut stored = 0u64;
     let mut commits = 0u64;
@@ -257,7 +263,7 @@ fn http_load(collector: &CollectorHandle, s: &Settings, senders: usize, run: u32
         .map(|i| {
             let url = url.clone();
             let stop = Arc::clone(&stop);
-            let mut body = Body::new(run, i, s.batch);
+            let mut body = Body::new(run, i, s.batch, s.random_uuids);
             thread::Builder::new()
                 .name(format!("sender-{i}"))
                 .spawn(move || {
@@ -449,6 +455,24 @@ fn store_rows(rows: &mut Vec<Row>, name: &str, bulk_db: &str, http_db: &str, s: 
             slower <= 2.0 && load.failed == 0,
         ),
     );
+    if name == "SQLite" && !s.random_uuids {
+        let v4 = Settings {
+            random_uuids: true,
+            ..s.clone()
+        };
+        let collector = start_collector(&format!("{http_db}-v4"), &v4);
+        let random = http_load(&collector, &v4, v4.senders, run + 200);
+        collector.shutdown();
+        rows.push(row(
+            "SQLite: HTTP, same, random v4 uuids (other SDKs)",
+            rate(random.events_per_s),
+            format!(
+                "{:.2}× slower than the bar; p99 {}",
+                bulk / random.events_per_s.max(1.0),
+                ms(random.p99)
+            ),
+        ));
+    }
     if name == "SQLite" {
         rows.push(
             row(
@@ -535,10 +559,10 @@ fn main() {
         thread::available_parallelism().map_or(0, |n| n.get()),
         s.secs.as_secs_f64(),
         load.join(" "),
-        if std::env::var("BENCH_COLLECTOR_UUID").is_ok_and(|v| v == "v7") {
-            "v7 (time-ordered)"
+        if s.random_uuids {
+            "v4 (random, as posthog-python and posthog-go send)"
         } else {
-            "v4 (random, as telemetry-core sends)"
+            "v7 at the event's second (as telemetry-core sends)"
         }
     );
     println!(

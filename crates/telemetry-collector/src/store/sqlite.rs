@@ -69,6 +69,13 @@ impl SqliteBackend {
     pub(crate) fn open(path: &Path) -> Result<SqliteBackend, Error> {
         let in_memory = path.as_os_str() == ":memory:";
         let mut writer = connect(path)?;
+        // 64 MiB of page cache for the writer (SQLite's default is 2 MiB): the
+        // uuid index's pages stay in memory instead of being read back for each
+        // commit. And a checkpoint every 10,000 WAL pages (~40 MiB) instead of
+        // 1,000: a page rewritten by many commits meanwhile (the table's and
+        // indexes' right edges) is copied into the database once. Together
+        // 1.3-1.6x the insert rate (benches/ingest.rs: 45k -> 74-79k events/s).
+        writer.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000")?;
         migrate(&mut writer)?;
         let reader = if in_memory {
             None
