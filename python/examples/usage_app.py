@@ -15,8 +15,9 @@ api_key= to send it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import signal
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -69,9 +70,16 @@ def main() -> None:
         kinds={"collections": "exact", "documents": "exact"},
     )
     with make_server("127.0.0.1", args.port, app) as server:
+        # Ctrl-C and SIGTERM stop the loop from a thread of their own. (A
+        # KeyboardInterrupt would be swallowed by wsgiref's error handling when it
+        # lands while a request is being answered, and the service would go on.)
+        def stop(_signum: int, _frame: object) -> None:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
         print(f"serving on http://127.0.0.1:{server.server_port}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops it
-            server.serve_forever()
+        server.serve_forever()
 
 
 if __name__ == "__main__":
