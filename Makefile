@@ -33,11 +33,11 @@ deps-rust:
 # otherwise say how.
 deps-system:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || \
-		! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v openssl >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			DEBIAN_FRONTEND=noninteractive apt-get update && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus postgresql; \
-		else echo "prometheus, promtool and PostgreSQL are needed: install Debian's prometheus and postgresql packages"; exit 1; fi; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus postgresql openssl; \
+		else echo "prometheus, promtool, PostgreSQL and openssl are needed: install Debian's prometheus, postgresql and openssl packages"; exit 1; fi; \
 	fi
 
 build: deps-rust ## Build the whole Rust workspace (debug), once
