@@ -44,7 +44,9 @@ pub mod commit;
 pub mod config;
 mod error;
 pub mod ingest;
+pub mod rollup;
 pub mod server;
+pub mod stats;
 pub mod store;
 
 /// The README's examples, as doc tests.
