@@ -19,6 +19,9 @@ use common::postgres::TestPostgres;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use telemetry_collector::ingest::{self, parse, Endpoint, Event};
+use telemetry_collector::stats::{
+    EnvironmentStats, EventStats, IdStats, PropertyStats, StatsRange, UsageStats, VersionStats,
+};
 use telemetry_collector::store::{
     Batch, Deleted, ErrorGroup, EventCounts, Inserted, StoreKind, StoredEvent, Summary, MAX_LIMIT,
 };
@@ -68,6 +71,11 @@ both_databases!(
     newer_schema_is_refused,
     sql_metacharacters_are_data,
     two_stores_insert_overlapping_uuids_concurrently,
+    rollups_match_the_events,
+    rollup_days_are_utc_and_newest_wins,
+    delete_instance_removes_it_from_every_view,
+    retention_keeps_the_views_of_what_remains,
+    schema_2_database_gets_its_rollups,
 );
 
 fn roundtrip_keeps_every_field_verbatim(db: &Db) -> Answers {
@@ -1175,6 +1183,923 @@ fn two_stores_insert_overlapping_uuids_concurrently(db: &Db) -> Answers {
     answers.add("totals", (stored, duplicates));
     answers
 }
+
+// ---------------------------------------------------------------------------
+// The rollups and the stats views, against figures computed here by brute
+// force from the raw events.
+
+/// A deterministic mix over nine days (two ISO weeks), two products and
+/// events without one, three versions, several environments, timestamps with
+/// offsets that cross midnight UTC, events without a timestamp, merged events
+/// (batch_size), usage and error reports, properties of every JSON type.
+/// Returned as the batches to insert, each with its receive time.
+fn rollup_mix(seed: u64, ids: &[&str]) -> Vec<(Vec<Value>, String)> {
+    let mut state = seed;
+    let mut next = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut batches = Vec::new();
+    let mut n = seed as u32 * 10_000;
+    for b in 0..12u32 {
+        let mut items = Vec::new();
+        for _ in 0..25 {
+            n += 1;
+            let id = ids[next(ids.len() as u64) as usize];
+            let (day, hour, minute) = (next(9) + 1, next(24), next(60));
+            let offset = ["Z", "+02:00", "-05:00", "+00:00"][next(4) as usize];
+            let timestamp = format!(
+                "2024-05-{day:02}T{hour:02}:{minute:02}:{:02}{offset}",
+                next(60)
+            );
+            let mut props = Map::new();
+            match next(5) {
+                0 => {}
+                1 => {
+                    props.insert("product".into(), json!("chroma"));
+                }
+                _ => {
+                    props.insert("product".into(), json!("qdrant"));
+                }
+            }
+            if next(4) > 0 {
+                props.insert(
+                    "product_version".into(),
+                    json!(["1.0.0", "1.1.0", "2.0.0"][next(3) as usize]),
+                );
+            }
+            let os = ["Linux", "Darwin", "Windows"][next(3) as usize];
+            props.insert(if next(3) == 0 { "$os" } else { "os" }.into(), json!(os));
+            if next(3) > 0 {
+                props.insert("arch".into(), json!(["x86_64", "arm64"][next(2) as usize]));
+            }
+            match next(4) {
+                0 => {}
+                1 => {
+                    props.insert("runtime".into(), json!("python"));
+                }
+                _ => {
+                    props.insert("runtime".into(), json!("python"));
+                    props.insert(
+                        "runtime_version".into(),
+                        json!(["3.11", "3.12"][next(2) as usize]),
+                    );
+                }
+            }
+            for flag in ["in_container", "in_ci", "in_jupyter"] {
+                match next(4) {
+                    0 => {}
+                    1 => {
+                        props.insert(flag.into(), json!("yes"));
+                    }
+                    v => {
+                        props.insert(flag.into(), json!(v == 2));
+                    }
+                }
+            }
+            if next(3) == 0 {
+                props.insert("batch_size".into(), json!(next(5) + 1));
+            }
+            let event = ["query", "query", "add", "usage_report", "$exception"][next(5) as usize];
+            match event {
+                "usage_report" => {
+                    props.insert(
+                        "operations".into(),
+                        json!({"query": {"count": next(100), "fail_count": next(3),
+                                         "avg_duration_micros": next(1000)}}),
+                    );
+                }
+                "$exception" => {
+                    props.insert(
+                        "$exception_fingerprint".into(),
+                        json!(format!("fp-{}", next(3))),
+                    );
+                }
+                _ => {
+                    props.insert("k".into(), json!(next(50)));
+                    props.insert(
+                        "mode".into(),
+                        json!(["fast", "exact", "x".repeat(65).as_str()][next(3) as usize]),
+                    );
+                    props.insert("flag".into(), json!(next(2) == 0));
+                    props.insert("nothing".into(), Value::Null);
+                    props.insert("nested".into(), json!({"a": 1}));
+                    props.insert("$lib".into(), json!("posthog"));
+                }
+            }
+            let mut item =
+                json!({"event": event, "distinct_id": id, "uuid": uuid(n), "properties": props});
+            if next(8) > 0 {
+                item["timestamp"] = json!(timestamp);
+            }
+            items.push(item);
+        }
+        // A retry of an earlier batch's first events: skipped, not counted.
+        if b > 0 {
+            let earlier: &Vec<Value> = &batches
+                .last()
+                .map(|(items, _): &(Vec<Value>, String)| items.clone())
+                .unwrap();
+            items.extend(earlier.iter().take(3).cloned());
+        }
+        // Receive times on three days, so retention can cut between them.
+        let received = format!("2024-05-{:02}T12:00:{:02}.000Z", 10 + b / 4, b);
+        batches.push((items, received));
+    }
+    batches
+}
+
+/// The stored events of `batches` (first occurrence of each uuid), with
+/// their receive times, as the reference sees them.
+fn stored_of(batches: &[(Vec<Value>, String)]) -> Vec<(Event, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (items, received) in batches {
+        for e in events(items.clone()) {
+            if seen.insert(e.uuid.clone()) {
+                out.push((e, received.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn insert_mix(store: &Store, batches: &[(Vec<Value>, String)]) -> (usize, usize) {
+    let (mut stored, mut duplicates) = (0, 0);
+    for (items, received) in batches {
+        let r = insert(store, &events(items.clone()), received);
+        stored += r.stored;
+        duplicates += r.duplicates;
+    }
+    (stored, duplicates)
+}
+
+/// One event as the brute-force reference reads it.
+struct Raw {
+    event: String,
+    id: String,
+    product: String,
+    version: String,
+    os: String,
+    env: [String; 5],
+    day: String,
+    time: time::OffsetDateTime,
+    batch: i64,
+    props: Map<String, Value>,
+}
+
+fn raw(events: &[(Event, String)]) -> Vec<Raw> {
+    use time::format_description::well_known::Rfc3339;
+    events
+        .iter()
+        .map(|(e, received)| {
+            let time =
+                time::OffsetDateTime::parse(e.timestamp.as_deref().unwrap_or(received), &Rfc3339)
+                    .unwrap()
+                    .to_offset(time::UtcOffset::UTC);
+            let s = |k: &str| e.properties.get(k).and_then(Value::as_str);
+            let flag = |k: &str| match e.properties.get(k) {
+                Some(Value::Bool(true)) => "yes",
+                Some(Value::Bool(false)) => "no",
+                _ => "unknown",
+            };
+            let runtime = match (s("runtime"), s("runtime_version")) {
+                (Some(r), Some(v)) => format!("{r} {v}"),
+                (Some(x), None) | (None, Some(x)) => x.to_string(),
+                _ => "unknown".into(),
+            };
+            Raw {
+                event: e.event.clone(),
+                id: e.distinct_id.clone(),
+                product: s("product").unwrap_or("unknown").into(),
+                version: s("product_version").unwrap_or("unknown").into(),
+                os: s("os").or(s("$os")).unwrap_or("unknown").into(),
+                env: [
+                    s("arch").unwrap_or("unknown").into(),
+                    runtime,
+                    flag("in_container").into(),
+                    flag("in_ci").into(),
+                    flag("in_jupyter").into(),
+                ],
+                day: format!("{}", time.date()),
+                time,
+                batch: e.batch_size(),
+                props: e.properties.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The newest of `events` (the last stored among equal times).
+fn newest<'a>(events: impl Iterator<Item = &'a Raw>) -> Option<&'a Raw> {
+    events.fold(None, |best: Option<&Raw>, e| match best {
+        Some(b) if b.time > e.time => Some(b),
+        _ => Some(e),
+    })
+}
+
+fn counted<K: Ord>(items: impl Iterator<Item = K>) -> BTreeMap<K, u64> {
+    let mut map = BTreeMap::new();
+    for k in items {
+        *map.entry(k).or_insert(0) += 1;
+    }
+    map
+}
+
+/// Every view of `range`, by brute force over the stored events.
+fn reference_views(events: &[(Event, String)], range: &StatsRange) -> Views {
+    use telemetry_collector::stats::*;
+    let all = raw(events);
+    let of_product = |e: &&Raw| range.product.as_ref().is_none_or(|p| *p == e.product);
+    let in_range: Vec<&Raw> = all
+        .iter()
+        .filter(of_product)
+        .filter(|e| range.contains(&e.day))
+        .collect();
+
+    let per_day = counted(
+        in_range
+            .iter()
+            .map(|e| (e.day.clone(), e.id.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|(d, _)| d),
+    );
+    let mut first_day: BTreeMap<&str, &str> = BTreeMap::new();
+    for e in all.iter().filter(of_product) {
+        let d = first_day.entry(&e.id).or_insert(&e.day);
+        if e.day.as_str() < *d {
+            *d = &e.day;
+        }
+    }
+    let new = counted(
+        first_day
+            .values()
+            .filter(|d| range.contains(d))
+            .map(|d| d.to_string()),
+    );
+    let weeks = counted(
+        in_range
+            .iter()
+            .map(|e| (week_of(parse_day(&e.day).unwrap()), e.id.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|(w, _)| w),
+    );
+    let ids = IdStats {
+        active_in_range: in_range
+            .iter()
+            .map(|e| &e.id)
+            .collect::<BTreeSet<_>>()
+            .len() as u64,
+        daily: per_day
+            .into_iter()
+            .map(|(day, active)| DayIds {
+                new: new.get(&day).copied().unwrap_or(0),
+                day,
+                active,
+            })
+            .collect(),
+        weekly: weeks
+            .into_iter()
+            .map(|(week, active)| WeekIds { week, active })
+            .collect(),
+    };
+
+    let installs: BTreeSet<(&str, &str)> = in_range
+        .iter()
+        .map(|e| (e.product.as_str(), e.id.as_str()))
+        .collect();
+    let mut now = counted(installs.iter().map(|&(p, id)| {
+        let n = newest(
+            in_range
+                .iter()
+                .copied()
+                .filter(|e| e.product == p && e.id == id),
+        )
+        .unwrap();
+        (p.to_string(), n.version.clone())
+    }))
+    .into_iter()
+    .map(|((product, version), installs)| VersionCount {
+        product,
+        version,
+        installs,
+    })
+    .collect::<Vec<_>>();
+    now.sort_by_key(|v| std::cmp::Reverse(v.installs));
+    let day_installs: BTreeSet<(&str, &str, &str)> = in_range
+        .iter()
+        .map(|e| (e.day.as_str(), e.product.as_str(), e.id.as_str()))
+        .collect();
+    let daily = counted(day_installs.iter().map(|&(d, p, id)| {
+        let n = newest(
+            in_range
+                .iter()
+                .copied()
+                .filter(|e| e.day == d && e.product == p && e.id == id),
+        )
+        .unwrap();
+        (d.to_string(), p.to_string(), n.version.clone())
+    }))
+    .into_iter()
+    .map(|((day, product, version), installs)| DayVersion {
+        day,
+        product,
+        version,
+        installs,
+    })
+    .collect();
+    let versions = VersionStats { now, daily };
+
+    let envs: Vec<[String; 6]> = installs
+        .iter()
+        .map(|&(p, id)| {
+            let n = newest(all.iter().filter(|e| e.product == p && e.id == id)).unwrap();
+            let [a, r, c, ci, j] = n.env.clone();
+            [n.os.clone(), a, r, c, ci, j]
+        })
+        .collect();
+    let shares = |i: usize| {
+        let mut v: Vec<Share> = counted(envs.iter().map(|e| e[i].clone()))
+            .into_iter()
+            .map(|(value, installs)| Share { value, installs })
+            .collect();
+        v.sort_by_key(|s| std::cmp::Reverse(s.installs));
+        v
+    };
+    let environment = EnvironmentStats {
+        installs: installs.len() as u64,
+        os: shares(0),
+        arch: shares(1),
+        runtime: shares(2),
+        container: shares(3),
+        ci: shares(4),
+        jupyter: shares(5),
+    };
+
+    let mut by_day_event: BTreeMap<(String, String), (u64, i64)> = BTreeMap::new();
+    for e in &in_range {
+        let c = by_day_event
+            .entry((e.day.clone(), e.event.clone()))
+            .or_default();
+        c.0 += 1;
+        c.1 += e.batch;
+    }
+    let mut totals: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+    for ((_, event), (n, o)) in &by_day_event {
+        let t = totals.entry(event.clone()).or_default();
+        t.0 += n;
+        t.1 += o;
+    }
+    let mut totals: Vec<EventTotal> = totals
+        .into_iter()
+        .map(|(event, (events, occurrences))| EventTotal {
+            event,
+            events,
+            occurrences,
+        })
+        .collect();
+    totals.sort_by_key(|t| std::cmp::Reverse(t.events));
+    let event_stats = EventStats {
+        totals,
+        daily: by_day_event
+            .into_iter()
+            .map(|((day, event), (events, occurrences))| DayEvent {
+                day,
+                event,
+                events,
+                occurrences,
+            })
+            .collect(),
+    };
+
+    let property = |event: &str, property: &str| {
+        let of_event: Vec<&&Raw> = in_range.iter().filter(|e| e.event == event).collect();
+        let properties: BTreeSet<String> = of_event
+            .iter()
+            .flat_map(|e| e.props.iter())
+            .filter(|(k, v)| {
+                !k.starts_with('$')
+                    && ![
+                        "product",
+                        "product_version",
+                        "os",
+                        "arch",
+                        "runtime",
+                        "runtime_version",
+                        "in_container",
+                        "in_ci",
+                        "in_jupyter",
+                        "batch_size",
+                    ]
+                    .contains(&k.as_str())
+                    && !v.is_null()
+                    && !v.is_object()
+                    && !v.is_array()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut values: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for e in &of_event {
+            let value = match e.props.get(property) {
+                Some(Value::String(s)) if s.chars().count() > 64 => "(long text)".to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => {
+                    *sums.entry(e.day.clone()).or_default() += n.as_f64().unwrap();
+                    "(number)".to_string()
+                }
+                _ => continue,
+            };
+            let v = values.entry(value).or_default();
+            v.0 += 1;
+            v.1 += e.batch;
+        }
+        let mut values: Vec<ValueCount> = values
+            .into_iter()
+            .map(|(value, (events, occurrences))| ValueCount {
+                value,
+                events,
+                occurrences,
+            })
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.events));
+        PropertyStats {
+            event: event.into(),
+            property: property.into(),
+            properties: properties.into_iter().collect(),
+            values,
+            daily_sums: sums
+                .into_iter()
+                .map(|(day, sum)| DaySum { day, sum })
+                .collect(),
+        }
+    };
+
+    // The newest report by arrival per id, among those of the range.
+    let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, e) in all.iter().enumerate() {
+        if e.event == "usage_report" && range.contains(&e.day) && of_product(&e) {
+            latest.insert(&e.id, i);
+        }
+    }
+    let mut picked: Vec<usize> = latest.into_values().collect();
+    picked.sort();
+    let reports: Vec<StoredEvent> = picked
+        .into_iter()
+        .map(|i| {
+            let (e, received) = &events[i];
+            StoredEvent {
+                uuid: e.uuid.clone(),
+                event: e.event.clone(),
+                distinct_id: e.distinct_id.clone(),
+                timestamp: e.timestamp.clone().unwrap_or_else(|| received.clone()),
+                received_at: received.clone(),
+                properties: properties(e),
+            }
+        })
+        .collect();
+    let crash_reports = in_range.iter().filter(|e| e.event == "$exception").count() as u64;
+
+    Views {
+        ids,
+        versions,
+        environment,
+        events: event_stats,
+        k: property("query", "k"),
+        mode: property("query", "mode"),
+        flag: property("add", "flag"),
+        usage: UsageStats::from_reports(reports),
+        crash_reports,
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize)]
+struct Views {
+    ids: IdStats,
+    versions: VersionStats,
+    environment: EnvironmentStats,
+    events: EventStats,
+    k: PropertyStats,
+    mode: PropertyStats,
+    flag: PropertyStats,
+    usage: UsageStats,
+    crash_reports: u64,
+}
+
+fn store_views(store: &Store, range: &StatsRange) -> Views {
+    Views {
+        ids: must(store.id_stats(range), "id_stats"),
+        versions: must(store.version_stats(range), "version_stats"),
+        environment: must(store.environment_stats(range), "environment_stats"),
+        events: must(store.event_stats(range), "event_stats"),
+        k: must(
+            store.property_stats(range, "query", Some("k")),
+            "property_stats",
+        ),
+        mode: must(
+            store.property_stats(range, "query", Some("mode")),
+            "property_stats",
+        ),
+        flag: must(
+            store.property_stats(range, "add", Some("flag")),
+            "property_stats",
+        ),
+        usage: must(store.usage_stats(range), "usage_stats"),
+        crash_reports: must(store.crash_stats(range), "crash_stats").reports,
+    }
+}
+
+/// The ranges every rollup scenario looks at: everything, one week, single
+/// days at the edges, each product, a product with no events.
+fn rollup_ranges() -> Vec<StatsRange> {
+    let r = |from: &str, to: &str| StatsRange::between(from, to).unwrap();
+    vec![
+        r("2024-04-01", "2024-06-30"),
+        r("2024-04-30", "2024-05-05"),
+        r("2024-05-01", "2024-05-01"),
+        r("2024-05-09", "2024-05-10"),
+        r("2024-05-03", "2024-05-07").product("qdrant"),
+        r("2024-04-01", "2024-06-30").product("chroma"),
+        r("2024-04-01", "2024-06-30").product("unknown"),
+        r("2024-04-01", "2024-06-30").product("nope"),
+    ]
+}
+
+/// Checks every view of every range against the reference; returns them.
+fn check_views(store: &Store, stored: &[(Event, String)], what: &str, answers: &mut Answers) {
+    for range in rollup_ranges() {
+        let got = store_views(store, &range);
+        let want = reference_views(stored, &range);
+        assert_eq!(got.ids, want.ids, "{what}: ids of {range:?}");
+        assert_eq!(got.versions, want.versions, "{what}: versions of {range:?}");
+        assert_eq!(
+            got.environment, want.environment,
+            "{what}: environment of {range:?}"
+        );
+        assert_eq!(got.events, want.events, "{what}: events of {range:?}");
+        assert_eq!(
+            (&got.k, &got.mode, &got.flag),
+            (&want.k, &want.mode, &want.flag),
+            "{what}: properties of {range:?}"
+        );
+        assert_eq!(got.usage, want.usage, "{what}: usage of {range:?}");
+        assert_eq!(
+            got.crash_reports, want.crash_reports,
+            "{what}: crashes of {range:?}"
+        );
+        answers.add(format!("{what}: {range:?}"), &got);
+        answers.add(
+            format!("{what}: crashes {range:?}"),
+            must(store.crash_stats(&range), "crash_stats"),
+        );
+    }
+    // The summary from the rollups says what a count of the events says.
+    let all = raw(stored);
+    let summary = must(store.summary(), "summary");
+    assert_eq!(summary.events as usize, stored.len(), "{what}: summary");
+    assert_eq!(
+        summary.batch_size_total,
+        all.iter().map(|e| e.batch).sum::<i64>()
+    );
+    assert_eq!(summary.by_os, counted(all.iter().map(|e| e.os.clone())));
+    assert_eq!(
+        summary.instances as usize,
+        all.iter().map(|e| &e.id).collect::<BTreeSet<_>>().len()
+    );
+    let products: BTreeSet<String> = all.iter().map(|e| e.product.clone()).collect();
+    assert_eq!(
+        must(store.products(), "products"),
+        products.into_iter().collect::<Vec<_>>()
+    );
+    answers.add(format!("{what}: summary"), summary);
+}
+
+const MIX_IDS: &[&str] = &["i1", "i2", "i3", "i4", "i5", "i6"];
+
+fn rollups_match_the_events(db: &Db) -> Answers {
+    let store = db.open();
+    let mut answers = Answers::default();
+    let empty = store_views(&store, &rollup_ranges()[0]);
+    assert_eq!(
+        empty,
+        reference_views(&[], &rollup_ranges()[0]),
+        "empty store"
+    );
+    let batches = rollup_mix(1, MIX_IDS);
+    let stored = stored_of(&batches);
+    assert_eq!(
+        insert_mix(&store, &batches),
+        (stored.len(), 33),
+        "retries skipped"
+    );
+    check_views(&store, &stored, "mix", &mut answers);
+    // The same events again (a sender retrying everything): nothing changes.
+    assert_eq!(insert_mix(&store, &batches).0, 0);
+    check_views(&store, &stored, "retried", &mut answers);
+    answers
+}
+
+/// Offsets crossing midnight UTC decide the day; batch_size the occurrences;
+/// an older event arriving later does not replace the newer one's version.
+fn rollup_days_are_utc_and_newest_wins(db: &Db) -> Answers {
+    let store = db.open();
+    let mut answers = Answers::default();
+    let e = |n: u32, ts: &str, props: Value| json!({"event": "query", "distinct_id": "i1", "uuid": uuid(n), "timestamp": ts, "properties": props});
+    insert(
+        &store,
+        &events(vec![
+            // 2024-05-01 in UTC, though 2024-05-02 where it was sent.
+            e(
+                1,
+                "2024-05-02T01:30:00+02:00",
+                json!({"product": "P", "product_version": "2", "batch_size": 4, "os": "Linux"}),
+            ),
+            // 2024-05-02 in UTC, though 2024-05-01 where it was sent.
+            e(
+                2,
+                "2024-05-01T22:30:00-05:00",
+                json!({"product": "P", "product_version": "3", "os": "Darwin"}),
+            ),
+        ]),
+        &at(1),
+    );
+    // Older than event 2, stored later: 2 stays the newest.
+    insert(
+        &store,
+        &events(vec![e(
+            3,
+            "2024-05-02T00:10:00Z",
+            json!({"product": "P", "product_version": "1", "os": "Windows"}),
+        )]),
+        &at(2),
+    );
+    let day = |d: &str| StatsRange::between(d, d).unwrap();
+    let may1 = must(store.event_stats(&day("2024-05-01")), "events");
+    assert_eq!((may1.totals[0].events, may1.totals[0].occurrences), (1, 4));
+    let may2 = must(store.event_stats(&day("2024-05-02")), "events");
+    assert_eq!((may2.totals[0].events, may2.totals[0].occurrences), (2, 2));
+    let versions = must(
+        store.version_stats(&StatsRange::between("2024-05-01", "2024-05-02").unwrap()),
+        "versions",
+    );
+    assert_eq!(versions.now.len(), 1);
+    assert_eq!(versions.now[0].version, "3");
+    assert_eq!(
+        versions
+            .daily
+            .iter()
+            .map(|d| (d.day.as_str(), d.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("2024-05-01", "2"), ("2024-05-02", "3")]
+    );
+    // In a range ending on the 1st, the newest event of the range is event 1.
+    let past = must(store.version_stats(&day("2024-05-01")), "versions");
+    assert_eq!(past.now[0].version, "2");
+    let env = must(store.environment_stats(&day("2024-05-01")), "environment");
+    assert_eq!(
+        env.os[0].value, "Darwin",
+        "the install's newest event overall"
+    );
+    let ids = must(store.id_stats(&day("2024-05-02")), "ids");
+    assert_eq!(
+        (ids.daily[0].active, ids.daily[0].new),
+        (1, 0),
+        "first seen the day before"
+    );
+    answers.add("days", (&may1, &may2, &versions, &past, &env, &ids));
+    answers
+}
+
+fn delete_instance_removes_it_from_every_view(db: &Db) -> Answers {
+    let mut answers = Answers::default();
+    let store = db.open();
+    let batches = rollup_mix(2, MIX_IDS);
+    insert_mix(&store, &batches);
+    let deleted = must(store.delete_instance("i2"), "delete_instance");
+    assert!(deleted.events > 0);
+    // What a store that never had i2 holds.
+    let without: Vec<(Vec<Value>, String)> = batches
+        .iter()
+        .map(|(items, at)| {
+            (
+                items
+                    .iter()
+                    .filter(|e| e["distinct_id"] != "i2")
+                    .cloned()
+                    .collect(),
+                at.clone(),
+            )
+        })
+        .collect();
+    let remaining = stored_of(&without);
+    assert_eq!(
+        deleted.events as usize,
+        stored_of(&batches).len() - remaining.len()
+    );
+    check_views(&store, &remaining, "without i2", &mut answers);
+    let other = Db::new(db.kind);
+    let never = other.open();
+    insert_mix(&never, &without);
+    for range in rollup_ranges() {
+        assert_eq!(
+            store_views(&store, &range),
+            store_views(&never, &range),
+            "{range:?}"
+        );
+        assert_eq!(
+            must(store.crash_stats(&range), "crashes"),
+            must(never.crash_stats(&range), "crashes")
+        );
+    }
+    assert_eq!(
+        must(store.summary(), "summary"),
+        must(never.summary(), "summary")
+    );
+    // Every event of the mix deleted: nothing left anywhere.
+    for id in MIX_IDS {
+        must(store.delete_instance(id), "delete_instance");
+    }
+    check_views(&store, &[], "all deleted", &mut answers);
+    for table in [
+        "daily_installs",
+        "installs",
+        "daily_events",
+        "daily_properties",
+    ] {
+        assert_eq!(
+            db.scalar(&format!("SELECT COUNT(*) FROM {table}")),
+            0,
+            "{table}"
+        );
+    }
+    answers
+}
+
+fn retention_keeps_the_views_of_what_remains(db: &Db) -> Answers {
+    let mut answers = Answers::default();
+    let store = db.open();
+    let batches = rollup_mix(3, MIX_IDS);
+    insert_mix(&store, &batches);
+    let stored = stored_of(&batches);
+    // Receive times are on the 10th, 11th and 12th: cut at the 11th, then
+    // after everything.
+    for (cutoff, what) in [
+        ("2024-05-11T00:00:00.000Z", "first day cut"),
+        ("2024-05-12T12:00:09.000Z", "second cut"),
+    ] {
+        let remaining: Vec<(Event, String)> = stored
+            .iter()
+            .filter(|(_, r)| r.as_str() >= cutoff)
+            .cloned()
+            .collect();
+        let n = must(store.delete_received_before(cutoff), "retention");
+        assert!(n > 0);
+        check_views(&store, &remaining, what, &mut answers);
+        let other = Db::new(db.kind);
+        let fresh = other.open();
+        for (e, received) in &remaining {
+            insert(&fresh, std::slice::from_ref(e), received);
+        }
+        for range in rollup_ranges() {
+            assert_eq!(
+                store_views(&store, &range),
+                store_views(&fresh, &range),
+                "{what}: {range:?}"
+            );
+        }
+        for table in [
+            "daily_installs",
+            "installs",
+            "daily_events",
+            "daily_properties",
+        ] {
+            assert_eq!(
+                db.scalar(&format!("SELECT COUNT(*) FROM {table}")),
+                other.scalar(&format!("SELECT COUNT(*) FROM {table}")),
+                "{what}: rows of {table}"
+            );
+        }
+    }
+    assert_eq!(
+        must(
+            store.delete_received_before("2999-01-01T00:00:00.000Z"),
+            "all"
+        ),
+        stored
+            .iter()
+            .filter(|(_, r)| r.as_str() >= "2024-05-12T12:00:09.000Z")
+            .count() as u64
+    );
+    check_views(&store, &[], "all gone", &mut answers);
+    answers
+}
+
+/// A database of schema 2 (written here with that schema's SQL, as a
+/// collector before the rollups left it) opens with rollups equal to a
+/// store that received the same events.
+fn schema_2_database_gets_its_rollups(db: &Db) -> Answers {
+    let mut answers = Answers::default();
+    let batches = rollup_mix(4, MIX_IDS);
+    let stored = stored_of(&batches);
+    db.execute(match db.kind {
+        Kind::Sqlite => SCHEMA_2_SQLITE,
+        Kind::Postgres => SCHEMA_2_POSTGRES,
+    });
+    let mut sql = String::new();
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    // A few statements per call: psql takes them on its command line.
+    for (n, (e, received)) in stored.iter().enumerate() {
+        let text = |v: Option<&str>| v.map_or("NULL".to_string(), q);
+        sql.push_str(&format!(
+            "INSERT INTO events (uuid, event, distinct_id, timestamp, received_at, api_key_hash, properties, product, product_version, os, batch_size) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});\n",
+            q(&e.uuid),
+            q(&e.event),
+            q(&e.distinct_id),
+            q(e.timestamp.as_deref().unwrap_or(received)),
+            q(received),
+            q(&e.api_key_hash),
+            q(&properties(e).to_string()),
+            text(e.product()),
+            text(e.product_version()),
+            text(e.os()),
+            e.batch_size()
+        ));
+        if n % 20 == 19 || n + 1 == stored.len() {
+            db.execute(&std::mem::take(&mut sql));
+        }
+    }
+    assert_eq!(db.scalar("SELECT MAX(version) FROM schema_migrations"), 2);
+    let store = db.open();
+    assert_eq!(
+        must(store.schema_version(), "schema_version"),
+        newest_migration(db.kind)
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events WHERE day IS NULL"),
+        0,
+        "days backfilled"
+    );
+    check_views(&store, &stored, "migrated", &mut answers);
+    // And it goes on from there as any store does.
+    let more = rollup_mix(5, MIX_IDS);
+    insert_mix(&store, &more);
+    let mut all = stored.clone();
+    all.extend(stored_of(&more));
+    check_views(&store, &all, "migrated, then more", &mut answers);
+    answers
+}
+
+/// The schema of migrations 1 and 2, as those collectors wrote it.
+const SCHEMA_2_SQLITE: &str = "
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 'events table', '2024-01-01T00:00:00.000Z');
+INSERT INTO schema_migrations VALUES (2, 'index for retention', '2024-01-01T00:00:00.000Z');
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    uuid            TEXT    NOT NULL UNIQUE,
+    event           TEXT    NOT NULL,
+    distinct_id     TEXT    NOT NULL,
+    timestamp       TEXT    NOT NULL,
+    received_at     TEXT    NOT NULL,
+    api_key_hash    TEXT    NOT NULL,
+    properties      TEXT    NOT NULL,
+    product         TEXT,
+    product_version TEXT,
+    os              TEXT,
+    batch_size      INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX events_event ON events(event);
+CREATE INDEX events_distinct_id ON events(distinct_id);
+CREATE INDEX events_received_at ON events(received_at);
+";
+
+const SCHEMA_2_POSTGRES: &str = "
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 'events table', '2024-01-01T00:00:00.000Z');
+INSERT INTO schema_migrations VALUES (2, 'index for retention', '2024-01-01T00:00:00.000Z');
+CREATE TABLE events (
+    id              BIGSERIAL PRIMARY KEY,
+    uuid            UUID   NOT NULL UNIQUE,
+    event           TEXT   NOT NULL,
+    distinct_id     TEXT   NOT NULL,
+    timestamp       TEXT   NOT NULL,
+    received_at     TEXT   NOT NULL,
+    api_key_hash    TEXT   NOT NULL,
+    properties      JSONB  NOT NULL,
+    product         TEXT,
+    product_version TEXT,
+    os              TEXT,
+    batch_size      BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX events_event ON events(event);
+CREATE INDEX events_distinct_id ON events(distinct_id);
+CREATE INDEX events_received_at ON events(received_at);
+";
 
 // ---------------------------------------------------------------------------
 // What only a PostgreSQL server has.

@@ -12,8 +12,11 @@
 //! collector process) never double-counts.
 //!
 //! A few properties are copied into their own columns (`product`,
-//! `product_version`, `os`, `batch_size`) so the summary is plain `GROUP BY`s;
-//! the full properties object is kept as JSON next to them. Timestamps are
+//! `product_version`, `os`, `batch_size`, and `day`, the UTC date of the
+//! event's timestamp); the full properties object is kept as JSON next to
+//! them. The summary and the stats views ([`crate::stats`]) are answered from
+//! rollup tables maintained in the transaction that inserts or deletes the
+//! events ([`crate::rollup`]), never by scanning the events. Timestamps are
 //! RFC 3339 text in one fixed UTC format (`2024-05-01T10:00:01.456Z`): text
 //! order is time order, and both databases return exactly what was written.
 //!
@@ -37,9 +40,15 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::ingest::Event;
+use crate::stats::{
+    CrashStats, EnvironmentStats, EventStats, IdStats, PropertyStats, StatsRange, UsageStats,
+    VersionStats,
+};
 
 mod postgres;
+mod rollups;
 mod sqlite;
+mod views;
 
 /// Most rows one [`EventFilter`] (or `GET /api/events`) returns.
 pub const MAX_LIMIT: usize = 10_000;
@@ -205,17 +214,51 @@ pub enum StoreKind {
 pub(crate) trait Backend: Send + Sync {
     /// Stores every batch in **one** transaction (one commit, one fsync) and
     /// returns what happened to each, in order. On error nothing is stored.
+    /// The rollups get what the stored events (not the duplicates) add.
     fn insert_all(&self, batches: &[&Batch]) -> Result<Vec<Inserted>, Error>;
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, Error>;
     fn latest_usage_reports(&self, product: Option<&str>) -> Result<Vec<StoredEvent>, Error>;
-    fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error>;
-    fn summary(&self) -> Result<Summary, Error>;
+    /// The newest usage report per install among those of the range's days.
+    fn usage_reports_in(&self, range: &StatsRange) -> Result<Vec<StoredEvent>, Error>;
+    /// Error groups, of the days `days` (inclusive) only when given.
+    fn error_groups(
+        &self,
+        product: Option<&str>,
+        days: Option<(&str, &str)>,
+    ) -> Result<Vec<ErrorGroup>, Error>;
+    /// Rows of a read-only query on the rollups, written once for both
+    /// databases (see views.rs): `?N` placeholders, every argument text.
+    fn view_rows(
+        &self,
+        sql: &str,
+        args: &[Option<&str>],
+        columns: &[Col],
+    ) -> Result<Vec<Vec<Cell>>, Error>;
+    /// Deletes the install's events and takes them out of the rollups.
     fn delete_instance(&self, distinct_id: &str) -> Result<Deleted, Error>;
-    /// Deletes events received before `cutoff` (same text format as `received_at`).
+    /// Deletes events received before `cutoff` (same text format as
+    /// `received_at`), in chunks, each taken out of the rollups.
     fn delete_received_before(&self, cutoff: &str) -> Result<u64, Error>;
     fn contains(&self, uuid: &str) -> Result<bool, Error>;
     /// The newest migration applied.
     fn schema_version(&self) -> Result<u32, Error>;
+}
+
+/// The type of one column of a [`Backend::view_rows`] query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Col {
+    Text,
+    Int,
+    Real,
+}
+
+/// One value of a [`Backend::view_rows`] row (`Null` for SQL NULL).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Text(String),
+    Int(i64),
+    Real(f64),
+    Null,
 }
 
 /// One step of a database's schema, applied once, in `version` order.
@@ -290,20 +333,21 @@ impl Store {
     }
 
     /// Error reports (`$exception` events) grouped by `$exception_fingerprint`, most
-    /// frequent first: counts, installs, first and last seen, versions, and the newest
-    /// report as an example.
+    /// frequent first (then the most recently seen, then by fingerprint): counts,
+    /// installs, first and last seen, versions, and the newest report as an example.
     pub fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error> {
-        self.backend.error_groups(product)
+        self.backend.error_groups(product, None)
     }
 
-    /// Totals, per event name, per product, version and OS, and distinct instances.
+    /// Totals, per event name, per product, version and OS, and distinct instances,
+    /// read from the rollups (`daily_events`, `installs`), not from the events.
     pub fn summary(&self) -> Result<Summary, Error> {
-        self.backend.summary()
+        views::summary(&*self.backend)
     }
 
     /// Deletes everything of install `distinct_id`: its events, usage reports and
-    /// error reports. (There are no rollups yet; any added later is rebuilt or
-    /// cleaned here too.)
+    /// error reports, and its share of every rollup (in the same transaction), so
+    /// every view answers as if it had never sent anything.
     pub fn delete_instance(&self, distinct_id: &str) -> Result<Deleted, Error> {
         self.backend.delete_instance(distinct_id)
     }
@@ -312,6 +356,117 @@ impl Store {
     /// format); returns how many.
     pub fn delete_received_before(&self, cutoff: &str) -> Result<u64, Error> {
         self.backend.delete_received_before(cutoff)
+    }
+
+    /// Every product with a stored install, sorted.
+    ///
+    /// ```
+    /// # use telemetry_collector::{ingest, Store};
+    /// let store = Store::open(":memory:").unwrap();
+    /// let body = br#"{"api_key": "k", "batch": [
+    ///     {"event": "start", "distinct_id": "i1", "properties": {"product": "qdrant"}},
+    ///     {"event": "start", "distinct_id": "i2", "properties": {"product": "chroma"}}]}"#;
+    /// let events = ingest::parse(ingest::Endpoint::Batch, body, None).unwrap();
+    /// store.insert(&events, &ingest::now_rfc3339()).unwrap();
+    /// assert_eq!(store.products().unwrap(), ["chroma", "qdrant"]);
+    /// ```
+    pub fn products(&self) -> Result<Vec<String>, Error> {
+        views::products(&*self.backend)
+    }
+
+    /// Active and new distinct ids per day and week of `range`
+    /// (`daily_installs`, `installs`).
+    ///
+    /// ```
+    /// # use telemetry_collector::{ingest, Store, stats::StatsRange};
+    /// let store = Store::open(":memory:").unwrap();
+    /// let body = br#"{"api_key": "k", "batch": [
+    ///     {"event": "start", "distinct_id": "i1", "timestamp": "2024-05-01T10:00:00Z"},
+    ///     {"event": "start", "distinct_id": "i1", "timestamp": "2024-05-02T10:00:00Z"},
+    ///     {"event": "start", "distinct_id": "i2", "timestamp": "2024-05-02T11:00:00Z"}]}"#;
+    /// let events = ingest::parse(ingest::Endpoint::Batch, body, None).unwrap();
+    /// store.insert(&events, &ingest::now_rfc3339()).unwrap();
+    /// let ids = store.id_stats(&StatsRange::between("2024-05-02", "2024-05-02").unwrap()).unwrap();
+    /// assert_eq!((ids.active_in_range, ids.daily[0].active, ids.daily[0].new), (2, 2, 1));
+    /// ```
+    pub fn id_stats(&self, range: &StatsRange) -> Result<IdStats, Error> {
+        views::id_stats(&*self.backend, range)
+    }
+
+    /// Product versions of the installs active in `range`: by the newest event
+    /// of each install in the range (its last day there), and per day.
+    pub fn version_stats(&self, range: &StatsRange) -> Result<VersionStats, Error> {
+        views::version_stats(&*self.backend, range)
+    }
+
+    /// Where the installs active in `range` run (their newest event's
+    /// environment, from `installs`).
+    pub fn environment_stats(&self, range: &StatsRange) -> Result<EnvironmentStats, Error> {
+        views::environment_stats(&*self.backend, range)
+    }
+
+    /// Events per name over `range` and per day (`daily_events`).
+    ///
+    /// ```
+    /// # use telemetry_collector::{ingest, Store, stats::StatsRange};
+    /// let store = Store::open(":memory:").unwrap();
+    /// let body = br#"{"api_key": "k", "batch": [
+    ///     {"event": "query", "distinct_id": "i1", "timestamp": "2024-05-01T10:00:00Z",
+    ///      "properties": {"batch_size": 5}}]}"#;
+    /// let events = ingest::parse(ingest::Endpoint::Batch, body, None).unwrap();
+    /// store.insert(&events, &ingest::now_rfc3339()).unwrap();
+    /// let stats = store.event_stats(&StatsRange::days_ending("2024-05-01", 7).unwrap()).unwrap();
+    /// assert_eq!((stats.totals[0].events, stats.totals[0].occurrences), (1, 5));
+    /// ```
+    pub fn event_stats(&self, range: &StatsRange) -> Result<EventStats, Error> {
+        views::event_stats(&*self.backend, range)
+    }
+
+    /// The properties of `event` in `range` and, for `property`, its values and
+    /// (when numeric) its sum per day (`daily_properties`).
+    ///
+    /// ```
+    /// # use telemetry_collector::{ingest, Store, stats::StatsRange};
+    /// let store = Store::open(":memory:").unwrap();
+    /// let body = br#"{"api_key": "k", "batch": [
+    ///     {"event": "add", "distinct_id": "i1", "timestamp": "2024-05-01T10:00:00Z",
+    ///      "properties": {"amount": 10, "kind": "text"}},
+    ///     {"event": "add", "distinct_id": "i1", "timestamp": "2024-05-01T11:00:00Z",
+    ///      "properties": {"amount": 5, "kind": "image"}}]}"#;
+    /// let events = ingest::parse(ingest::Endpoint::Batch, body, None).unwrap();
+    /// store.insert(&events, &ingest::now_rfc3339()).unwrap();
+    /// let range = StatsRange::days_ending("2024-05-01", 1).unwrap();
+    /// let stats = store.property_stats(&range, "add", Some("amount")).unwrap();
+    /// assert_eq!(stats.properties, ["amount", "kind"]);
+    /// assert_eq!(stats.daily_sums[0].sum, 15.0);
+    /// ```
+    pub fn property_stats(
+        &self,
+        range: &StatsRange,
+        event: &str,
+        property: Option<&str>,
+    ) -> Result<PropertyStats, Error> {
+        views::property_stats(&*self.backend, range, event, property)
+    }
+
+    /// The newest usage report (by arrival) of each install among the reports
+    /// of `range`'s days, and the operations across them.
+    pub fn usage_stats(&self, range: &StatsRange) -> Result<UsageStats, Error> {
+        Ok(UsageStats::from_reports(
+            self.backend.usage_reports_in(range)?,
+        ))
+    }
+
+    /// Error reports of `range`'s days grouped by fingerprint, as
+    /// [`Store::error_groups`] groups them all.
+    pub fn crash_stats(&self, range: &StatsRange) -> Result<CrashStats, Error> {
+        let groups = self
+            .backend
+            .error_groups(range.product.as_deref(), Some((&range.from, &range.to)))?;
+        Ok(CrashStats {
+            reports: groups.iter().map(|g| g.count).sum(),
+            groups,
+        })
     }
 
     /// Whether an event with this uuid is stored.

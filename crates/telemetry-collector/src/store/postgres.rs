@@ -14,7 +14,7 @@
 //! `postgres://telemetry@db.internal/telemetry` or, over a unix socket,
 //! `postgres://postgres@%2Frun%2Fpostgresql/telemetry`.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,11 +23,17 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
+use super::rollups::{self, RollupTx};
 use super::{
-    properties_value, Backend, Batch, Deleted, ErrorGroup, EventCounts, EventFilter, Inserted,
-    Migration, StoredEvent, Summary, UNKNOWN,
+    properties_value, Backend, Batch, Cell, Col, Deleted, ErrorGroup, EventFilter, Inserted,
+    Migration, StoredEvent,
 };
 use crate::error::Error;
+use crate::ingest::Event;
+use crate::rollup::{
+    stored_as_event, when, DailyEvent, DailyInstall, DailyProperty, Delta, Install,
+};
+use crate::stats::StatsRange;
 
 /// Any fixed number: the advisory lock collectors take while migrating, so two
 /// starting at once apply each step once.
@@ -61,7 +67,71 @@ CREATE INDEX events_distinct_id ON events(distinct_id);
         name: "index for retention",
         sql: "CREATE INDEX events_received_at ON events(received_at);",
     },
+    // Rows stored before it are added to the rollups by `backfill`, in the
+    // migration's transaction.
+    Migration {
+        version: 3,
+        name: "rollup tables",
+        sql: "
+ALTER TABLE events ADD COLUMN day TEXT;
+CREATE INDEX events_event_day ON events(event, day);
+DROP INDEX IF EXISTS events_distinct_id;
+CREATE INDEX events_distinct_id_day ON events(distinct_id, day);
+CREATE TABLE daily_installs (
+    day             TEXT   NOT NULL,
+    product         TEXT   NOT NULL,
+    distinct_id     TEXT   NOT NULL,
+    week            TEXT   NOT NULL,
+    product_version TEXT   NOT NULL,
+    last_seen       TEXT   NOT NULL,
+    events          BIGINT NOT NULL,
+    PRIMARY KEY (day, product, distinct_id)
+);
+CREATE INDEX daily_installs_install ON daily_installs(product, distinct_id, day);
+CREATE TABLE installs (
+    product         TEXT NOT NULL,
+    distinct_id     TEXT NOT NULL,
+    first_day       TEXT NOT NULL,
+    last_day        TEXT NOT NULL,
+    last_seen       TEXT NOT NULL,
+    product_version TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    arch            TEXT NOT NULL,
+    runtime         TEXT NOT NULL,
+    in_container    TEXT NOT NULL,
+    in_ci           TEXT NOT NULL,
+    in_jupyter      TEXT NOT NULL,
+    PRIMARY KEY (product, distinct_id)
+);
+CREATE INDEX installs_first_day ON installs(distinct_id, first_day);
+CREATE TABLE daily_events (
+    day             TEXT   NOT NULL,
+    product         TEXT   NOT NULL,
+    product_version TEXT   NOT NULL,
+    os              TEXT   NOT NULL,
+    event           TEXT   NOT NULL,
+    events          BIGINT NOT NULL,
+    occurrences     BIGINT NOT NULL,
+    PRIMARY KEY (day, product, product_version, os, event)
+);
+CREATE TABLE daily_properties (
+    day         TEXT             NOT NULL,
+    product     TEXT             NOT NULL,
+    event       TEXT             NOT NULL,
+    property    TEXT             NOT NULL,
+    value       TEXT             NOT NULL,
+    events      BIGINT           NOT NULL,
+    occurrences BIGINT           NOT NULL,
+    total       DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (day, product, event, property, value)
+);
+CREATE INDEX daily_properties_event ON daily_properties(event, property, day);
+",
+    },
 ];
+
+/// The migration that adds the rollups (and backfills them from older rows).
+const ROLLUPS: u32 = 3;
 
 /// Columns the `events` queries read, in [`stored_event`]'s order.
 const EVENT_COLUMNS: &str =
@@ -151,6 +221,9 @@ fn migrate(client: &mut Client) -> Result<(), Error> {
     }
     for step in MIGRATIONS.iter().filter(|m| m.version > current) {
         tx.batch_execute(step.sql)?;
+        if step.version == ROLLUPS {
+            backfill(&mut tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             &[
@@ -194,14 +267,15 @@ struct Columns<'a> {
 impl Backend for PostgresBackend {
     fn insert_all(&self, batches: &[&Batch]) -> Result<Vec<Inserted>, Error> {
         let mut columns = Columns::default();
+        let mut whens = Vec::new();
         for batch in batches {
             for e in &batch.events {
+                let timestamp = e.timestamp.as_deref().unwrap_or(&batch.received_at);
+                whens.push(when(timestamp, &batch.received_at));
                 columns.uuid.push(&e.uuid);
                 columns.event.push(&e.event);
                 columns.distinct_id.push(&e.distinct_id);
-                columns
-                    .timestamp
-                    .push(e.timestamp.as_deref().unwrap_or(&batch.received_at));
+                columns.timestamp.push(timestamp);
                 columns.received_at.push(&batch.received_at);
                 columns.api_key_hash.push(&e.api_key_hash);
                 columns
@@ -213,15 +287,17 @@ impl Backend for PostgresBackend {
                 columns.batch_size.push(e.batch_size());
             }
         }
-        let stored: Vec<String> = self.write(|client| {
+        let days: Vec<&str> = whens.iter().map(|w| w.day.as_str()).collect();
+        self.write(|client| {
             let mut tx = client.transaction()?;
             let rows = tx.query(
                 "INSERT INTO events (uuid, event, distinct_id, timestamp, received_at,
-                     api_key_hash, properties, product, product_version, os, batch_size)
-                 SELECT u::uuid, e, d, t, r, k, p::jsonb, pr, pv, o, b
+                     api_key_hash, properties, product, product_version, os, batch_size, day)
+                 SELECT u::uuid, e, d, t, r, k, p::jsonb, pr, pv, o, b, dy
                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                             $11::int8[]) AS x(u, e, d, t, r, k, p, pr, pv, o, b)
+                             $11::int8[], $12::text[])
+                      AS x(u, e, d, t, r, k, p, pr, pv, o, b, dy)
                  ON CONFLICT (uuid) DO NOTHING
                  RETURNING uuid::text",
                 &[
@@ -236,29 +312,35 @@ impl Backend for PostgresBackend {
                     &columns.product_version,
                     &columns.os,
                     &columns.batch_size,
+                    &days,
                 ],
             )?;
-            tx.commit()?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })?;
-        // The first occurrence of a returned uuid is the stored one; any other
-        // (the same uuid twice in the group, or already in the table) is a
-        // duplicate.
-        let mut unclaimed: HashMap<String, ()> = stored.into_iter().map(|u| (u, ())).collect();
-        Ok(batches
-            .iter()
-            .map(|batch| {
-                let mut inserted = Inserted::default();
-                for e in &batch.events {
-                    if unclaimed.remove(&e.uuid).is_some() {
-                        inserted.stored += 1;
-                    } else {
-                        inserted.duplicates += 1;
+            // The first occurrence of a returned uuid is the stored one; any
+            // other (the same uuid twice in the group, or already in the table)
+            // is a duplicate, and only stored events reach the rollups.
+            let mut unclaimed: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+            let mut delta = Delta::inserting();
+            let mut at = whens.iter();
+            let results: Vec<Inserted> = batches
+                .iter()
+                .map(|batch| {
+                    let mut inserted = Inserted::default();
+                    for e in &batch.events {
+                        let w = at.next().expect("one When per event");
+                        if unclaimed.remove(&e.uuid) {
+                            inserted.stored += 1;
+                            delta.add_at(e, w);
+                        } else {
+                            inserted.duplicates += 1;
+                        }
                     }
-                }
-                inserted
-            })
-            .collect())
+                    inserted
+                })
+                .collect();
+            Tx(&mut tx).apply(&delta)?;
+            tx.commit()?;
+            Ok(results)
+        })
     }
 
     fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, Error> {
@@ -303,10 +385,42 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error> {
+    fn usage_reports_in(&self, range: &StatsRange) -> Result<Vec<StoredEvent>, Error> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE event = 'usage_report' AND day BETWEEN $1 AND $2
+                   AND ($3::text IS NULL OR COALESCE(product, 'unknown') = $3)
+                 GROUP BY distinct_id)
+             ORDER BY id ASC"
+        );
+        self.read(|client| {
+            let rows = client.query(&sql, &[&range.from, &range.to, &range.product])?;
+            Ok(rows.iter().map(stored_event).collect())
+        })
+    }
+
+    fn error_groups(
+        &self,
+        product: Option<&str>,
+        days: Option<(&str, &str)>,
+    ) -> Result<Vec<ErrorGroup>, Error> {
         // `$exception_suppressed` is summed only where it is a JSON number, and
         // clamped before the cast, so a sender's odd value cannot fail the query.
-        let sql = "SELECT COALESCE(properties->>'$exception_fingerprint', 'unknown') AS fp,
+        // With days (the dashboard's crash view), a product of `unknown` is
+        // also the events without one, as in every view of the rollups.
+        let (of_product, in_days) = if days.is_some() {
+            (
+                "($1::text IS NULL OR COALESCE(product, 'unknown') = $1)",
+                "AND day BETWEEN $2 AND $3",
+            )
+        } else {
+            (
+                "($1::text IS NULL OR product = $1)",
+                "AND $2::text IS NULL AND $3::text IS NULL",
+            )
+        };
+        let sql = format!("SELECT COALESCE(properties->>'$exception_fingerprint', 'unknown') AS fp,
                     COUNT(*) AS n, COUNT(DISTINCT distinct_id) AS installs,
                     MIN(received_at) AS first_seen, MAX(received_at) AS last_seen,
                     array_agg(DISTINCT COALESCE(product_version, 'unknown')) AS versions,
@@ -315,10 +429,11 @@ impl Backend for PostgresBackend {
                         9000000000000000000)::int8 AS suppressed,
                     MAX(id) AS newest
              FROM events
-             WHERE event = '$exception' AND ($1::text IS NULL OR product = $1)
-             GROUP BY fp ORDER BY n DESC, last_seen DESC";
+             WHERE event = '$exception' AND {of_product} {in_days}
+             GROUP BY fp ORDER BY n DESC, last_seen DESC, COALESCE(properties->>'$exception_fingerprint', 'unknown') COLLATE \"C\"");
+        let (from, to) = (days.map(|d| d.0), days.map(|d| d.1));
         self.read(|client| {
-            let rows = client.query(sql, &[&product])?;
+            let rows = client.query(&sql, &[&product, &from, &to])?;
             let mut groups = Vec::with_capacity(rows.len());
             for row in rows {
                 let newest: i64 = row.get("newest");
@@ -345,35 +460,34 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn summary(&self) -> Result<Summary, Error> {
+    fn view_rows(
+        &self,
+        sql: &str,
+        args: &[Option<&str>],
+        columns: &[Col],
+    ) -> Result<Vec<Vec<Cell>>, Error> {
+        let sql = dollar_placeholders(sql);
+        let params: Vec<&(dyn ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
         self.read(|client| {
-            let totals = client.query_one(
-                "SELECT COUNT(*), COALESCE(SUM(batch_size), 0)::int8, COUNT(DISTINCT distinct_id)
-                 FROM events",
-                &[],
-            )?;
-            let mut by_event = std::collections::BTreeMap::new();
-            for row in client.query(
-                "SELECT event, COUNT(*), COALESCE(SUM(batch_size), 0)::int8 FROM events GROUP BY event",
-                &[],
-            )? {
-                by_event.insert(
-                    row.get::<_, String>(0),
-                    EventCounts {
-                        events: row.get::<_, i64>(1) as u64,
-                        batch_size_total: row.get(2),
-                    },
-                );
-            }
-            Ok(Summary {
-                events: totals.get::<_, i64>(0) as u64,
-                batch_size_total: totals.get(1),
-                by_event,
-                by_product: count_by(client, "product")?,
-                by_product_version: count_by(client, "product_version")?,
-                by_os: count_by(client, "os")?,
-                instances: totals.get::<_, i64>(2) as u64,
-            })
+            let rows = client.query(&sql, &params)?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, column)| {
+                            let cell = match column {
+                                Col::Text => row.get::<_, Option<String>>(i).map(Cell::Text),
+                                Col::Int => row.get::<_, Option<i64>>(i).map(Cell::Int),
+                                Col::Real => row.get::<_, Option<f64>>(i).map(Cell::Real),
+                            };
+                            cell.unwrap_or(Cell::Null)
+                        })
+                        .collect()
+                })
+                .collect())
         })
     }
 
@@ -381,9 +495,18 @@ impl Backend for PostgresBackend {
         self.write(|client| {
             let mut tx = client.transaction()?;
             let rows = tx.query(
-                "DELETE FROM events WHERE distinct_id = $1 RETURNING event",
+                "DELETE FROM events WHERE distinct_id = $1
+                 RETURNING event, distinct_id, timestamp, received_at, properties::text",
                 &[&distinct_id],
             )?;
+            let mut removed = Delta::removing();
+            for row in &rows {
+                let (e, received_at) = event_row(row);
+                removed.add(&e, &received_at);
+            }
+            let mut rollups = Tx(&mut tx);
+            rollups.apply(&removed)?;
+            rollups::forget(&mut rollups, &removed)?;
             tx.commit()?;
             let count = |name: &str| rows.iter().filter(|r| r.get::<_, &str>(0) == name).count();
             Ok(Deleted {
@@ -395,9 +518,33 @@ impl Backend for PostgresBackend {
     }
 
     fn delete_received_before(&self, cutoff: &str) -> Result<u64, Error> {
-        self.write(|client| {
-            Ok(client.execute("DELETE FROM events WHERE received_at < $1", &[&cutoff])?)
-        })
+        let mut deleted = 0;
+        loop {
+            // One transaction per chunk: each commit leaves the rollups exact.
+            let n = self.write(|client| {
+                let mut tx = client.transaction()?;
+                let rows = tx.query(
+                    "DELETE FROM events WHERE id IN (
+                         SELECT id FROM events WHERE received_at < $1 LIMIT $2)
+                     RETURNING event, distinct_id, timestamp, received_at, properties::text",
+                    &[&cutoff, &(rollups::CHUNK as i64)],
+                )?;
+                let mut removed = Delta::removing();
+                for row in &rows {
+                    let (e, received_at) = event_row(row);
+                    removed.add(&e, &received_at);
+                }
+                let mut rollups = Tx(&mut tx);
+                rollups.apply(&removed)?;
+                rollups::recompute(&mut rollups, &removed)?;
+                tx.commit()?;
+                Ok(rows.len() as u64)
+            })?;
+            if n == 0 {
+                return Ok(deleted);
+            }
+            deleted += n;
+        }
     }
 
     fn contains(&self, uuid: &str) -> Result<bool, Error> {
@@ -426,17 +573,316 @@ impl Backend for PostgresBackend {
     }
 }
 
-/// Row counts grouped by one of the extracted columns (a fixed name, never user input).
-fn count_by(
-    client: &mut Client,
-    column: &'static str,
-) -> Result<std::collections::BTreeMap<String, u64>, Error> {
-    let sql = format!("SELECT COALESCE({column}, $1), COUNT(*) FROM events GROUP BY 1");
-    let mut map = std::collections::BTreeMap::new();
-    for row in client.query(&sql, &[&UNKNOWN])? {
-        map.insert(row.get::<_, String>(0), row.get::<_, i64>(1) as u64);
+/// `?N` placeholders (the views' shared SQL) as PostgreSQL's `$N`.
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
     }
-    Ok(map)
+    out
+}
+
+/// A row of `event, distinct_id, timestamp, received_at, properties::text`
+/// back into an [`Event`] and its receive time.
+fn event_row(row: &postgres::Row) -> (Event, String) {
+    let e = stored_as_event(
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        properties_value(row.get(4)),
+    );
+    (e, row.get(3))
+}
+
+/// Adds every event stored before the rollups existed (migration 3) to them,
+/// and sets its `day`, chunk by chunk in the migration's transaction.
+fn backfill(tx: &mut postgres::Transaction<'_>) -> Result<(), Error> {
+    let mut after = 0i64;
+    loop {
+        let rows = tx.query(
+            "SELECT event, distinct_id, timestamp, received_at, properties::text, id
+             FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &(rollups::CHUNK as i64)],
+        )?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(5);
+        let mut delta = Delta::inserting();
+        let (mut ids, mut days) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let (e, received_at) = event_row(row);
+            let at = when(e.timestamp.as_deref().unwrap_or(&received_at), &received_at);
+            delta.add_at(&e, &at);
+            ids.push(row.get::<_, i64>(5));
+            days.push(at.day);
+        }
+        tx.execute(
+            "UPDATE events SET day = x.day FROM unnest($1::int8[], $2::text[]) AS x(id, day)
+             WHERE events.id = x.id",
+            &[&ids, &days],
+        )?;
+        Tx(tx).apply(&delta)?;
+    }
+}
+
+/// The rollup writes of one PostgreSQL transaction: one statement per table
+/// for a whole delta (`unnest` of one array per column).
+struct Tx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+
+impl RollupTx for Tx<'_, '_> {
+    fn apply(&mut self, delta: &Delta) -> Result<(), Error> {
+        let tx = &mut *self.0;
+        if delta.sign() > 0 {
+            let rows = delta.daily_installs();
+            let col = |f: fn(&DailyInstall) -> &str| rows.iter().map(|d| f(d)).collect::<Vec<_>>();
+            let events: Vec<i64> = rows.iter().map(|d| d.events).collect();
+            tx.execute(
+                "INSERT INTO daily_installs (day, product, distinct_id, week, product_version,
+                     last_seen, events)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                      $5::text[], $6::text[], $7::int8[])
+                 ON CONFLICT (day, product, distinct_id) DO UPDATE SET
+                     events = daily_installs.events + excluded.events,
+                     product_version = CASE WHEN excluded.last_seen >= daily_installs.last_seen
+                         THEN excluded.product_version ELSE daily_installs.product_version END,
+                     last_seen = GREATEST(daily_installs.last_seen, excluded.last_seen)",
+                &[
+                    &col(|d| &d.day),
+                    &col(|d| &d.product),
+                    &col(|d| &d.distinct_id),
+                    &col(|d| &d.week),
+                    &col(|d| &d.product_version),
+                    &col(|d| &d.last_seen),
+                    &events,
+                ],
+            )?;
+            let rows = delta.installs();
+            let newer = |c: &str| {
+                format!(
+                    "{c} = CASE WHEN excluded.last_seen >= installs.last_seen \
+                     THEN excluded.{c} ELSE installs.{c} END"
+                )
+            };
+            let sql = format!(
+                "INSERT INTO installs (product, distinct_id, first_day, last_day, last_seen,
+                     product_version, os, arch, runtime, in_container, in_ci, in_jupyter)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                     $11::text[], $12::text[])
+                 ON CONFLICT (product, distinct_id) DO UPDATE SET
+                     first_day = LEAST(installs.first_day, excluded.first_day),
+                     last_day = GREATEST(installs.last_day, excluded.last_day),
+                     {}, last_seen = GREATEST(installs.last_seen, excluded.last_seen)",
+                [
+                    "product_version",
+                    "os",
+                    "arch",
+                    "runtime",
+                    "in_container",
+                    "in_ci",
+                    "in_jupyter",
+                ]
+                .map(newer)
+                .join(", ")
+            );
+            put_installs(tx, &sql, &rows)?;
+        }
+        let rows = delta.daily_events();
+        let col = |f: fn(&DailyEvent) -> &str| rows.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let (day, product, version, os, event) = (
+            col(|d| &d.day),
+            col(|d| &d.product),
+            col(|d| &d.product_version),
+            col(|d| &d.os),
+            col(|d| &d.event),
+        );
+        let events: Vec<i64> = rows.iter().map(|d| d.events).collect();
+        let occurrences: Vec<i64> = rows.iter().map(|d| d.occurrences).collect();
+        tx.execute(
+            "INSERT INTO daily_events (day, product, product_version, os, event, events,
+                 occurrences)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::int8[], $7::int8[])
+             ON CONFLICT (day, product, product_version, os, event) DO UPDATE SET
+                 events = daily_events.events + excluded.events,
+                 occurrences = daily_events.occurrences + excluded.occurrences",
+            &[&day, &product, &version, &os, &event, &events, &occurrences],
+        )?;
+        if delta.sign() < 0 {
+            tx.execute(
+                "DELETE FROM daily_events d
+                 USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                     AS k(day, product, product_version, os, event)
+                 WHERE d.day = k.day AND d.product = k.product
+                   AND d.product_version = k.product_version AND d.os = k.os
+                   AND d.event = k.event AND d.events <= 0",
+                &[&day, &product, &version, &os, &event],
+            )?;
+        }
+        let rows = delta.daily_properties();
+        let col = |f: fn(&DailyProperty) -> &str| rows.iter().map(|d| f(d)).collect::<Vec<_>>();
+        let (day, product, event, property, value) = (
+            col(|p| &p.day),
+            col(|p| &p.product),
+            col(|p| &p.event),
+            col(|p| &p.property),
+            col(|p| &p.value),
+        );
+        let events: Vec<i64> = rows.iter().map(|p| p.events).collect();
+        let occurrences: Vec<i64> = rows.iter().map(|p| p.occurrences).collect();
+        let total: Vec<f64> = rows.iter().map(|p| p.total).collect();
+        tx.execute(
+            "INSERT INTO daily_properties (day, product, event, property, value, events,
+                 occurrences, total)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::int8[], $7::int8[], $8::float8[])
+             ON CONFLICT (day, product, event, property, value) DO UPDATE SET
+                 events = daily_properties.events + excluded.events,
+                 occurrences = daily_properties.occurrences + excluded.occurrences,
+                 total = daily_properties.total + excluded.total",
+            &[
+                &day,
+                &product,
+                &event,
+                &property,
+                &value,
+                &events,
+                &occurrences,
+                &total,
+            ],
+        )?;
+        if delta.sign() < 0 {
+            tx.execute(
+                "DELETE FROM daily_properties d
+                 USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                     AS k(day, product, event, property, value)
+                 WHERE d.day = k.day AND d.product = k.product AND d.event = k.event
+                   AND d.property = k.property AND d.value = k.value AND d.events <= 0",
+                &[&day, &product, &event, &property, &value],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn events_of(
+        &mut self,
+        distinct_id: &str,
+        day: &str,
+        product: &str,
+    ) -> Result<Vec<(Event, String)>, Error> {
+        let rows = self.0.query(
+            "SELECT event, distinct_id, timestamp, received_at, properties::text FROM events
+             WHERE distinct_id = $1 AND day = $2 AND COALESCE(product, 'unknown') = $3
+             ORDER BY id",
+            &[&distinct_id, &day, &product],
+        )?;
+        Ok(rows.iter().map(event_row).collect())
+    }
+
+    fn install_days(
+        &mut self,
+        product: &str,
+        distinct_id: &str,
+    ) -> Result<Option<(String, String)>, Error> {
+        let row = self.0.query_one(
+            "SELECT MIN(day), MAX(day) FROM daily_installs WHERE product = $1 AND distinct_id = $2",
+            &[&product, &distinct_id],
+        )?;
+        let (first, last): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+        Ok(first.zip(last))
+    }
+
+    fn put_daily_install(
+        &mut self,
+        key: &DailyInstall,
+        row: Option<&DailyInstall>,
+    ) -> Result<(), Error> {
+        match row {
+            None => self.0.execute(
+                "DELETE FROM daily_installs WHERE day = $1 AND product = $2 AND distinct_id = $3",
+                &[&key.day, &key.product, &key.distinct_id],
+            )?,
+            Some(d) => self.0.execute(
+                "INSERT INTO daily_installs (day, product, distinct_id, week, product_version,
+                     last_seen, events)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (day, product, distinct_id) DO UPDATE SET
+                     week = excluded.week, product_version = excluded.product_version,
+                     last_seen = excluded.last_seen, events = excluded.events",
+                &[
+                    &d.day,
+                    &d.product,
+                    &d.distinct_id,
+                    &d.week,
+                    &d.product_version,
+                    &d.last_seen,
+                    &d.events,
+                ],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn put_install(&mut self, key: &Install, row: Option<&Install>) -> Result<(), Error> {
+        match row {
+            None => {
+                self.0.execute(
+                    "DELETE FROM installs WHERE product = $1 AND distinct_id = $2",
+                    &[&key.product, &key.distinct_id],
+                )?;
+            }
+            Some(i) => put_installs(
+                self.0,
+                "INSERT INTO installs (product, distinct_id, first_day, last_day, last_seen,
+                     product_version, os, arch, runtime, in_container, in_ci, in_jupyter)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                     $11::text[], $12::text[])
+                 ON CONFLICT (product, distinct_id) DO UPDATE SET
+                     first_day = excluded.first_day, last_day = excluded.last_day,
+                     last_seen = excluded.last_seen, product_version = excluded.product_version,
+                     os = excluded.os, arch = excluded.arch, runtime = excluded.runtime,
+                     in_container = excluded.in_container, in_ci = excluded.in_ci,
+                     in_jupyter = excluded.in_jupyter",
+                &[i],
+            )?,
+        }
+        Ok(())
+    }
+}
+
+/// Runs `sql` (an `INSERT INTO installs ... unnest` of the twelve columns in
+/// table order) for `rows`.
+fn put_installs(
+    tx: &mut postgres::Transaction<'_>,
+    sql: &str,
+    rows: &[&Install],
+) -> Result<(), Error> {
+    let col = |f: fn(&Install) -> &str| rows.iter().map(|i| f(i)).collect::<Vec<_>>();
+    tx.execute(
+        sql,
+        &[
+            &col(|i| &i.product),
+            &col(|i| &i.distinct_id),
+            &col(|i| &i.first_day),
+            &col(|i| &i.last_day),
+            &col(|i| &i.last_seen),
+            &col(|i| &i.product_version),
+            &col(|i| &i.os),
+            &col(|i| &i.arch),
+            &col(|i| &i.runtime),
+            &col(|i| &i.in_container),
+            &col(|i| &i.in_ci),
+            &col(|i| &i.in_jupyter),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Whether a PostgreSQL failure is one a retry can get past: the connection is

@@ -14,14 +14,19 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 use serde_json::Value;
 
+use super::rollups::{self, RollupTx};
 use super::{
-    properties_value, Backend, Batch, Deleted, ErrorGroup, EventCounts, EventFilter, Inserted,
-    Migration, StoredEvent, Summary, UNKNOWN,
+    properties_value, Backend, Batch, Cell, Col, Deleted, ErrorGroup, EventFilter, Inserted,
+    Migration, StoredEvent, UNKNOWN,
 };
 use crate::error::Error;
+use crate::ingest::Event;
+use crate::rollup::{stored_as_event, when, DailyInstall, Delta, Install};
+use crate::stats::StatsRange;
 
 /// The schema, step by step. Version 1 is the table every collector before
 /// migrations created (hence `IF NOT EXISTS`: such a database is adopted as is).
@@ -53,7 +58,71 @@ CREATE INDEX IF NOT EXISTS events_distinct_id ON events(distinct_id);
         name: "index for retention",
         sql: "CREATE INDEX IF NOT EXISTS events_received_at ON events(received_at);",
     },
+    // Rows stored before it are added to the rollups by `backfill`, in the
+    // migration's transaction.
+    Migration {
+        version: 3,
+        name: "rollup tables",
+        sql: "
+ALTER TABLE events ADD COLUMN day TEXT;
+CREATE INDEX events_event_day ON events(event, day);
+DROP INDEX IF EXISTS events_distinct_id;
+CREATE INDEX events_distinct_id_day ON events(distinct_id, day);
+CREATE TABLE daily_installs (
+    day             TEXT    NOT NULL,
+    product         TEXT    NOT NULL,
+    distinct_id     TEXT    NOT NULL,
+    week            TEXT    NOT NULL,
+    product_version TEXT    NOT NULL,
+    last_seen       TEXT    NOT NULL,
+    events          INTEGER NOT NULL,
+    PRIMARY KEY (day, product, distinct_id)
+) WITHOUT ROWID;
+CREATE INDEX daily_installs_install ON daily_installs(product, distinct_id, day);
+CREATE TABLE installs (
+    product         TEXT NOT NULL,
+    distinct_id     TEXT NOT NULL,
+    first_day       TEXT NOT NULL,
+    last_day        TEXT NOT NULL,
+    last_seen       TEXT NOT NULL,
+    product_version TEXT NOT NULL,
+    os              TEXT NOT NULL,
+    arch            TEXT NOT NULL,
+    runtime         TEXT NOT NULL,
+    in_container    TEXT NOT NULL,
+    in_ci           TEXT NOT NULL,
+    in_jupyter      TEXT NOT NULL,
+    PRIMARY KEY (product, distinct_id)
+) WITHOUT ROWID;
+CREATE INDEX installs_first_day ON installs(distinct_id, first_day);
+CREATE TABLE daily_events (
+    day             TEXT    NOT NULL,
+    product         TEXT    NOT NULL,
+    product_version TEXT    NOT NULL,
+    os              TEXT    NOT NULL,
+    event           TEXT    NOT NULL,
+    events          INTEGER NOT NULL,
+    occurrences     INTEGER NOT NULL,
+    PRIMARY KEY (day, product, product_version, os, event)
+) WITHOUT ROWID;
+CREATE TABLE daily_properties (
+    day         TEXT    NOT NULL,
+    product     TEXT    NOT NULL,
+    event       TEXT    NOT NULL,
+    property    TEXT    NOT NULL,
+    value       TEXT    NOT NULL,
+    events      INTEGER NOT NULL,
+    occurrences INTEGER NOT NULL,
+    total       REAL    NOT NULL,
+    PRIMARY KEY (day, product, event, property, value)
+) WITHOUT ROWID;
+CREATE INDEX daily_properties_event ON daily_properties(event, property, day);
+",
+    },
 ];
+
+/// The migration that adds the rollups (and backfills them from older rows).
+const ROLLUPS: u32 = 3;
 
 /// Columns `events` queries read, in [`stored_event`]'s order.
 const EVENT_COLUMNS: &str = "uuid, event, distinct_id, timestamp, received_at, properties";
@@ -140,6 +209,9 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
     }
     for step in MIGRATIONS.iter().filter(|m| m.version > current) {
         tx.execute_batch(step.sql)?;
+        if step.version == ROLLUPS {
+            backfill(&tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             params![step.version, step.name, crate::ingest::now_rfc3339()],
@@ -165,22 +237,25 @@ impl Backend for SqliteBackend {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(batches.len());
+        let mut delta = Delta::inserting();
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO events (uuid, event, distinct_id, timestamp, received_at,
-                     api_key_hash, properties, product, product_version, os, batch_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     api_key_hash, properties, product, product_version, os, batch_size, day)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for batch in batches {
                 let mut inserted = Inserted::default();
                 for e in &batch.events {
                     let properties =
                         serde_json::to_string(&e.properties).unwrap_or_else(|_| "{}".into());
+                    let timestamp = e.timestamp.as_deref().unwrap_or(&batch.received_at);
+                    let at = when(timestamp, &batch.received_at);
                     let changed = stmt.execute(params![
                         e.uuid,
                         e.event,
                         e.distinct_id,
-                        e.timestamp.as_deref().unwrap_or(&batch.received_at),
+                        timestamp,
                         batch.received_at,
                         e.api_key_hash,
                         properties,
@@ -188,9 +263,12 @@ impl Backend for SqliteBackend {
                         e.product_version(),
                         e.os(),
                         e.batch_size(),
+                        at.day,
                     ])?;
+                    // 0: the uuid is there already; not counted again.
                     if changed == 1 {
                         inserted.stored += 1;
+                        delta.add_at(e, &at);
                     } else {
                         inserted.duplicates += 1;
                     }
@@ -198,6 +276,7 @@ impl Backend for SqliteBackend {
                 results.push(inserted);
             }
         }
+        Tx(&tx).apply(&delta)?;
         tx.commit()?;
         Ok(results)
     }
@@ -244,11 +323,43 @@ impl Backend for SqliteBackend {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn error_groups(&self, product: Option<&str>) -> Result<Vec<ErrorGroup>, Error> {
+    fn usage_reports_in(&self, range: &StatsRange) -> Result<Vec<StoredEvent>, Error> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id IN (
+                 SELECT MAX(id) FROM events
+                 WHERE event = 'usage_report' AND day BETWEEN ?1 AND ?2
+                   AND (?3 IS NULL OR COALESCE(product, 'unknown') = ?3)
+                 GROUP BY distinct_id)
+             ORDER BY id ASC"
+        );
+        let conn = self.reader();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![range.from, range.to, range.product], stored_event)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn error_groups(
+        &self,
+        product: Option<&str>,
+        days: Option<(&str, &str)>,
+    ) -> Result<Vec<ErrorGroup>, Error> {
         // The fingerprint as text whatever JSON type a sender used (123 and
         // "123" are one group, as PostgreSQL's `->>` reads them); suppressed
         // counts summed only where they are JSON numbers, as in PostgreSQL.
-        let sql = "SELECT CAST(json_extract(properties, '$.\"$exception_fingerprint\"') AS TEXT) AS fp,
+        // With days (the dashboard's crash view), a product of `unknown` is
+        // also the events without one, as in every view of the rollups.
+        let (of_product, in_days) = if days.is_some() {
+            (
+                "(?1 IS NULL OR COALESCE(product, 'unknown') = ?1)",
+                "AND day BETWEEN ?2 AND ?3",
+            )
+        } else {
+            (
+                "(?1 IS NULL OR product = ?1)",
+                "AND ?2 IS NULL AND ?3 IS NULL",
+            )
+        };
+        let sql = format!("SELECT CAST(json_extract(properties, '$.\"$exception_fingerprint\"') AS TEXT) AS fp,
                     COUNT(*) AS n, COUNT(DISTINCT distinct_id) AS installs,
                     MIN(received_at) AS first_seen, MAX(received_at) AS last_seen,
                     json_group_array(DISTINCT COALESCE(product_version, 'unknown')) AS versions,
@@ -257,28 +368,32 @@ impl Backend for SqliteBackend {
                         ELSE 0 END) AS INTEGER) AS suppressed,
                     MAX(id) AS newest
              FROM events
-             WHERE event = '$exception' AND (?1 IS NULL OR product = ?1)
-             GROUP BY fp ORDER BY n DESC, last_seen DESC";
+             WHERE event = '$exception' AND {of_product} {in_days}
+             GROUP BY fp ORDER BY n DESC, last_seen DESC, COALESCE(fp, 'unknown') ASC");
         let conn = self.reader();
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([product], |r| {
-            let versions: String = r.get("versions")?;
-            Ok((
-                ErrorGroup {
-                    fingerprint: r
-                        .get::<_, Option<String>>("fp")?
-                        .unwrap_or_else(|| UNKNOWN.into()),
-                    count: r.get::<_, i64>("n")?.max(0) as u64,
-                    installs: r.get::<_, i64>("installs")?.max(0) as u64,
-                    first_seen: r.get("first_seen")?,
-                    last_seen: r.get("last_seen")?,
-                    versions: serde_json::from_str(&versions).unwrap_or_default(),
-                    suppressed: r.get::<_, Option<i64>>("suppressed")?.unwrap_or(0).max(0) as u64,
-                    example: Value::Null,
-                },
-                r.get::<_, i64>("newest")?,
-            ))
-        })?;
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            params![product, days.map(|d| d.0), days.map(|d| d.1)],
+            |r| {
+                let versions: String = r.get("versions")?;
+                Ok((
+                    ErrorGroup {
+                        fingerprint: r
+                            .get::<_, Option<String>>("fp")?
+                            .unwrap_or_else(|| UNKNOWN.into()),
+                        count: r.get::<_, i64>("n")?.max(0) as u64,
+                        installs: r.get::<_, i64>("installs")?.max(0) as u64,
+                        first_seen: r.get("first_seen")?,
+                        last_seen: r.get("last_seen")?,
+                        versions: serde_json::from_str(&versions).unwrap_or_default(),
+                        suppressed: r.get::<_, Option<i64>>("suppressed")?.unwrap_or(0).max(0)
+                            as u64,
+                        example: Value::Null,
+                    },
+                    r.get::<_, i64>("newest")?,
+                ))
+            },
+        )?;
         let mut groups = Vec::new();
         for row in rows {
             let (mut group, newest) = row?;
@@ -294,63 +409,97 @@ impl Backend for SqliteBackend {
         Ok(groups)
     }
 
-    fn summary(&self) -> Result<Summary, Error> {
+    fn view_rows(
+        &self,
+        sql: &str,
+        args: &[Option<&str>],
+        columns: &[Col],
+    ) -> Result<Vec<Vec<Cell>>, Error> {
         let conn = self.reader();
-        let (events, batch_size_total, instances): (i64, i64, i64) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(batch_size), 0), COUNT(DISTINCT distinct_id) FROM events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let mut by_event = std::collections::BTreeMap::new();
-        let mut stmt = conn.prepare(
-            "SELECT event, COUNT(*), COALESCE(SUM(batch_size), 0) FROM events GROUP BY event",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                EventCounts {
-                    events: r.get::<_, i64>(1)? as u64,
-                    batch_size_total: r.get(2)?,
-                },
-            ))
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, column)| {
+                    Ok(match (column, r.get_ref(i)?) {
+                        (_, ValueRef::Null) => Cell::Null,
+                        (Col::Text, _) => Cell::Text(r.get(i)?),
+                        (Col::Int, _) => Cell::Int(r.get(i)?),
+                        (Col::Real, _) => Cell::Real(r.get(i)?),
+                    })
+                })
+                .collect()
         })?;
-        for row in rows {
-            let (name, counts) = row?;
-            by_event.insert(name, counts);
-        }
-        Ok(Summary {
-            events: events as u64,
-            batch_size_total,
-            by_event,
-            by_product: count_by(&conn, "product")?,
-            by_product_version: count_by(&conn, "product_version")?,
-            by_os: count_by(&conn, "os")?,
-            instances: instances as u64,
-        })
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn delete_instance(&self, distinct_id: &str) -> Result<Deleted, Error> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        let (usage_reports, error_reports): (i64, i64) = tx.query_row(
-            "SELECT COALESCE(SUM(event = 'usage_report'), 0), COALESCE(SUM(event = '$exception'), 0)
-             FROM events WHERE distinct_id = ?1",
-            [distinct_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let mut removed = Delta::removing();
+        let (mut usage_reports, mut error_reports) = (0, 0);
+        {
+            let mut stmt = tx.prepare(
+                "SELECT event, distinct_id, timestamp, received_at, properties
+                 FROM events WHERE distinct_id = ?1",
+            )?;
+            let mut rows = stmt.query([distinct_id])?;
+            while let Some(r) = rows.next()? {
+                let (e, received_at) = event_row(r)?;
+                usage_reports += u64::from(e.event == "usage_report");
+                error_reports += u64::from(e.event == "$exception");
+                removed.add(&e, &received_at);
+            }
+        }
         let events = tx.execute("DELETE FROM events WHERE distinct_id = ?1", [distinct_id])?;
+        let mut rollups = Tx(&tx);
+        rollups.apply(&removed)?;
+        rollups::forget(&mut rollups, &removed)?;
         tx.commit()?;
         Ok(Deleted {
             events: events as u64,
-            usage_reports: usage_reports as u64,
-            error_reports: error_reports as u64,
+            usage_reports,
+            error_reports,
         })
     }
 
     fn delete_received_before(&self, cutoff: &str) -> Result<u64, Error> {
-        let conn = self.writer();
-        let n = conn.execute("DELETE FROM events WHERE received_at < ?1", [cutoff])?;
-        Ok(n as u64)
+        let mut conn = self.writer();
+        let mut deleted = 0;
+        loop {
+            // One transaction per chunk: the writer is not held for long, and
+            // each commit leaves the rollups exact.
+            let tx = conn.transaction()?;
+            let mut removed = Delta::removing();
+            let mut ids = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT event, distinct_id, timestamp, received_at, properties, id
+                     FROM events WHERE received_at < ?1 LIMIT ?2",
+                )?;
+                let mut rows = stmt.query(params![cutoff, rollups::CHUNK as i64])?;
+                while let Some(r) = rows.next()? {
+                    let (e, received_at) = event_row(r)?;
+                    removed.add(&e, &received_at);
+                    ids.push(r.get::<_, i64>(5)?);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            {
+                let mut stmt = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+                for id in &ids {
+                    stmt.execute([id])?;
+                }
+            }
+            let mut rollups = Tx(&tx);
+            rollups.apply(&removed)?;
+            rollups::recompute(&mut rollups, &removed)?;
+            tx.commit()?;
+            deleted += ids.len() as u64;
+        }
     }
 
     fn contains(&self, uuid: &str) -> Result<bool, Error> {
@@ -371,22 +520,267 @@ impl Backend for SqliteBackend {
     }
 }
 
-/// Row counts grouped by one of the extracted columns (a fixed name, never user input).
-fn count_by(
-    conn: &Connection,
-    column: &'static str,
-) -> Result<std::collections::BTreeMap<String, u64>, Error> {
-    let sql = format!("SELECT COALESCE({column}, ?1), COUNT(*) FROM events GROUP BY 1");
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([UNKNOWN], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-    })?;
-    let mut map = std::collections::BTreeMap::new();
-    for row in rows {
-        let (key, n) = row?;
-        map.insert(key, n);
+/// An events row read as `event, distinct_id, timestamp, received_at,
+/// properties` back into an [`Event`] and its receive time.
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
+    let properties: String = r.get(4)?;
+    let e = stored_as_event(
+        &r.get::<_, String>(0)?,
+        &r.get::<_, String>(1)?,
+        &r.get::<_, String>(2)?,
+        properties_value(properties),
+    );
+    Ok((e, r.get(3)?))
+}
+
+/// Adds every event stored before the rollups existed (migration 3) to them,
+/// and sets its `day`, chunk by chunk in the migration's transaction.
+fn backfill(conn: &Connection) -> Result<(), Error> {
+    let mut after = 0i64;
+    loop {
+        let mut delta = Delta::inserting();
+        let mut days = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "SELECT event, distinct_id, timestamp, received_at, properties, id
+                 FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![after, rollups::CHUNK as i64])?;
+            while let Some(r) = rows.next()? {
+                let (e, received_at) = event_row(r)?;
+                let at = when(e.timestamp.as_deref().unwrap_or(&received_at), &received_at);
+                delta.add_at(&e, &at);
+                days.push((r.get::<_, i64>(5)?, at.day));
+            }
+        }
+        let Some(&(last, _)) = days.last() else {
+            return Ok(());
+        };
+        {
+            let mut stmt = conn.prepare_cached("UPDATE events SET day = ?2 WHERE id = ?1")?;
+            for (id, day) in &days {
+                stmt.execute(params![id, day])?;
+            }
+        }
+        Tx(conn).apply(&delta)?;
+        after = last;
     }
-    Ok(map)
+}
+
+/// The rollup writes of one SQLite transaction.
+struct Tx<'a>(&'a Connection);
+
+impl RollupTx for Tx<'_> {
+    fn apply(&mut self, delta: &Delta) -> Result<(), Error> {
+        let conn = self.0;
+        if delta.sign() > 0 {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO daily_installs (day, product, distinct_id, week, product_version,
+                     last_seen, events)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (day, product, distinct_id) DO UPDATE SET
+                     events = events + excluded.events,
+                     product_version = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.product_version ELSE product_version END,
+                     last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            for d in delta.daily_installs() {
+                stmt.execute(params![
+                    d.day,
+                    d.product,
+                    d.distinct_id,
+                    d.week,
+                    d.product_version,
+                    d.last_seen,
+                    d.events
+                ])?;
+            }
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO installs (product, distinct_id, first_day, last_day, last_seen,
+                     product_version, os, arch, runtime, in_container, in_ci, in_jupyter)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (product, distinct_id) DO UPDATE SET
+                     first_day = min(first_day, excluded.first_day),
+                     last_day = max(last_day, excluded.last_day),
+                     product_version = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.product_version ELSE product_version END,
+                     os = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.os ELSE os END,
+                     arch = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.arch ELSE arch END,
+                     runtime = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.runtime ELSE runtime END,
+                     in_container = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.in_container ELSE in_container END,
+                     in_ci = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.in_ci ELSE in_ci END,
+                     in_jupyter = CASE WHEN excluded.last_seen >= last_seen
+                         THEN excluded.in_jupyter ELSE in_jupyter END,
+                     last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            for i in delta.installs() {
+                put_install(&mut stmt, i)?;
+            }
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO daily_events (day, product, product_version, os, event, events,
+                 occurrences)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (day, product, product_version, os, event) DO UPDATE SET
+                 events = events + excluded.events,
+                 occurrences = occurrences + excluded.occurrences",
+        )?;
+        for d in delta.daily_events() {
+            stmt.execute(params![
+                d.day,
+                d.product,
+                d.product_version,
+                d.os,
+                d.event,
+                d.events,
+                d.occurrences
+            ])?;
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO daily_properties (day, product, event, property, value, events,
+                 occurrences, total)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (day, product, event, property, value) DO UPDATE SET
+                 events = events + excluded.events,
+                 occurrences = occurrences + excluded.occurrences,
+                 total = total + excluded.total",
+        )?;
+        for p in delta.daily_properties() {
+            stmt.execute(params![
+                p.day,
+                p.product,
+                p.event,
+                p.property,
+                p.value,
+                p.events,
+                p.occurrences,
+                p.total
+            ])?;
+        }
+        if delta.sign() < 0 {
+            let mut stmt = conn.prepare_cached(
+                "DELETE FROM daily_events WHERE day = ?1 AND product = ?2
+                     AND product_version = ?3 AND os = ?4 AND event = ?5 AND events <= 0",
+            )?;
+            for d in delta.daily_events() {
+                stmt.execute(params![d.day, d.product, d.product_version, d.os, d.event])?;
+            }
+            let mut stmt = conn.prepare_cached(
+                "DELETE FROM daily_properties WHERE day = ?1 AND product = ?2
+                     AND event = ?3 AND property = ?4 AND value = ?5 AND events <= 0",
+            )?;
+            for p in delta.daily_properties() {
+                stmt.execute(params![p.day, p.product, p.event, p.property, p.value])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn events_of(
+        &mut self,
+        distinct_id: &str,
+        day: &str,
+        product: &str,
+    ) -> Result<Vec<(Event, String)>, Error> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT event, distinct_id, timestamp, received_at, properties FROM events
+             WHERE distinct_id = ?1 AND day = ?2 AND COALESCE(product, 'unknown') = ?3
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![distinct_id, day, product], event_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn install_days(
+        &mut self,
+        product: &str,
+        distinct_id: &str,
+    ) -> Result<Option<(String, String)>, Error> {
+        let days: (Option<String>, Option<String>) = self.0.query_row(
+            "SELECT MIN(day), MAX(day) FROM daily_installs WHERE product = ?1 AND distinct_id = ?2",
+            params![product, distinct_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(days.0.zip(days.1))
+    }
+
+    fn put_daily_install(
+        &mut self,
+        key: &DailyInstall,
+        row: Option<&DailyInstall>,
+    ) -> Result<(), Error> {
+        match row {
+            None => {
+                self.0
+                    .prepare_cached(
+                        "DELETE FROM daily_installs
+                         WHERE day = ?1 AND product = ?2 AND distinct_id = ?3",
+                    )?
+                    .execute(params![key.day, key.product, key.distinct_id])?;
+            }
+            Some(d) => {
+                self.0
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO daily_installs (day, product, distinct_id, week,
+                             product_version, last_seen, events)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        d.day,
+                        d.product,
+                        d.distinct_id,
+                        d.week,
+                        d.product_version,
+                        d.last_seen,
+                        d.events
+                    ])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_install(&mut self, key: &Install, row: Option<&Install>) -> Result<(), Error> {
+        match row {
+            None => {
+                self.0
+                    .prepare_cached("DELETE FROM installs WHERE product = ?1 AND distinct_id = ?2")?
+                    .execute(params![key.product, key.distinct_id])?;
+            }
+            Some(i) => {
+                let mut stmt = self.0.prepare_cached(
+                    "INSERT OR REPLACE INTO installs (product, distinct_id, first_day, last_day,
+                         last_seen, product_version, os, arch, runtime, in_container, in_ci,
+                         in_jupyter)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                put_install(&mut stmt, i)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn put_install(stmt: &mut rusqlite::CachedStatement<'_>, i: &Install) -> Result<(), Error> {
+    stmt.execute(params![
+        i.product,
+        i.distinct_id,
+        i.first_day,
+        i.last_day,
+        i.last_seen,
+        i.product_version,
+        i.os,
+        i.arch,
+        i.runtime,
+        i.in_container,
+        i.in_ci,
+        i.in_jupyter
+    ])?;
+    Ok(())
 }
 
 /// Whether a SQLite failure is one a retry can get past (the file is locked
