@@ -529,16 +529,17 @@ mod tests {
             ("2024-05-01", "2024-05-01")
         );
         assert_eq!(
-            install.product_version, "1",
-            "22:00Z is after 23:00Z of the day before"
+            install.product_version, "2",
+            "23:00Z (01:00+02:00) is after 22:00Z"
         );
         assert_eq!(
             (install.os.as_str(), install.runtime.as_str()),
-            ("Mac", "3.12")
+            ("Linux", "python")
         );
         assert_eq!(
             (install.in_ci.as_str(), install.in_container.as_str()),
-            ("unknown", "unknown")
+            ("yes", "unknown"),
+            "a string is not a boolean"
         );
         let day = d.daily_install("2024-05-01", UNKNOWN, "i").unwrap();
         assert_eq!((day.events, day.week.as_str()), (2, "2024-04-29"));
