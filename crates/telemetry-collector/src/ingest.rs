@@ -480,7 +480,7 @@ pub fn format_rfc3339(at: OffsetDateTime) -> String {
     )
 }
 
-fn short_hash(key: &str) -> String {
+pub(crate) fn short_hash(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

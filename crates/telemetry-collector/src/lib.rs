@@ -42,9 +42,11 @@
 
 pub mod commit;
 pub mod config;
+pub mod dashboard;
 mod error;
 pub mod ingest;
 pub mod rollup;
+pub mod sample_data;
 pub mod server;
 pub mod stats;
 pub mod store;

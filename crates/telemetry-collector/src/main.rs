@@ -9,6 +9,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::time::Duration;
 
+use telemetry_collector::sample_data::{self, SampleSpec};
 use telemetry_collector::store::is_postgres_url;
 use telemetry_collector::{Collector, CollectorConfig, EventFilter, Rate, Store};
 
@@ -96,6 +97,28 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Fill a database with a generated, realistic data set (three products,
+    /// their versions and environments, feature events, usage reports, crashes)
+    /// for trying the dashboard; prints what it stored as one JSON line. Each
+    /// event is stored as received a moment after its timestamp, so `serve`'s
+    /// retention (--retention-days) treats it as it would real data.
+    SampleData {
+        /// SQLite file (created if missing) or postgres:// URL.
+        #[arg(long)]
+        db: PathBuf,
+        /// Events to generate.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Seed: the same seed and end day give the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days the events spread over.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Last day, YYYY-MM-DD (default: today, UTC).
+        #[arg(long)]
+        end: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -133,6 +156,29 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             };
             let events = open_existing(&db)?.events(&filter)?;
             println!("{}", serde_json::to_string_pretty(&events)?);
+            Ok(())
+        }
+        Command::SampleData {
+            db,
+            events,
+            seed,
+            days,
+            end,
+        } => {
+            let end = end.unwrap_or_else(|| {
+                telemetry_collector::stats::format_day(time::OffsetDateTime::now_utc().date())
+            });
+            let spec = SampleSpec {
+                events,
+                seed,
+                days,
+                end,
+            };
+            let started = std::time::Instant::now();
+            let filled = sample_data::fill(&Store::open(&db)?, &spec)?;
+            let mut line = serde_json::to_value(&filled)?;
+            line["seconds"] = started.elapsed().as_secs_f64().into();
+            println!("{line}");
             Ok(())
         }
     }

@@ -5,8 +5,9 @@
 //!   addressed to a loopback name. A web page can make a browser resolve its
 //!   own domain to 127.0.0.1 (DNS rebinding) and then read `/api/*` as if it were
 //!   same-origin; the `Host` header still carries that domain, so it is refused.
-//! - **Admin token**: `/api/*` needs `Authorization: Bearer <token>` whenever a
-//!   token is configured (a collector beyond loopback refuses to start without).
+//! - **Admin token**: `/api/*` and the dashboard need `Authorization: Bearer
+//!   <token>` whenever a token is configured (a collector beyond loopback
+//!   refuses to start without); a dashboard session (see `session`) may read.
 //! - **Senders**: with an allow-list, a request with any other project API key
 //!   gets 401 and nothing of it is stored.
 //! - **Rate limits** (token buckets): requests per source address, checked
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -107,7 +108,13 @@ impl AdminToken {
         AdminToken(Sha256::digest(token.as_bytes()).into())
     }
 
-    fn accepts(&self, headers: &HeaderMap) -> bool {
+    /// Whether `token` is the admin token.
+    pub(crate) fn matches(&self, token: &str) -> bool {
+        <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())) == self.0
+    }
+
+    /// Whether the request carries `Authorization: Bearer <the token>`.
+    pub(crate) fn accepts(&self, headers: &HeaderMap) -> bool {
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -117,8 +124,7 @@ impl AdminToken {
         let Some((scheme, token)) = value.split_once(' ') else {
             return false;
         };
-        scheme.eq_ignore_ascii_case("bearer")
-            && <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())) == self.0
+        scheme.eq_ignore_ascii_case("bearer") && self.matches(token)
     }
 }
 
@@ -163,14 +169,17 @@ pub(crate) async fn loopback_host(
     next.run(request).await
 }
 
-/// Middleware on `/api/*`: the admin token, when one is configured.
+/// Middleware on `/api/*`: the admin token, when one is configured; a
+/// dashboard session may read (GET) but not change anything.
 pub(crate) async fn admin_only(
     State(app): State<Arc<App>>,
     request: Request,
     next: Next,
 ) -> Response {
     if let Some(token) = &app.admin_token {
-        if !token.accepts(request.headers()) {
+        let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+        let session = reads && app.sessions.valid(request.headers());
+        if !session && !token.accepts(request.headers()) {
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs the admin token: Authorization: Bearer <token>",

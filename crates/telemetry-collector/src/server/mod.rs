@@ -20,7 +20,9 @@
 mod budget;
 mod guard;
 pub mod listen;
+mod pages;
 mod routes;
+mod session;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -50,6 +52,10 @@ pub(crate) struct App {
     key_limit: Option<KeyedLimit<String>>,
     /// Request-body memory shared by all connections.
     body_budget: budget::BodyBudget,
+    /// Dashboard sign-ins.
+    sessions: session::Sessions,
+    /// Served over HTTPS: session cookies are `Secure`.
+    secure_cookies: bool,
 }
 
 /// Entry point: starts a collector. See [`Collector::start`] and [`Collector::builder`].
@@ -183,6 +189,8 @@ fn start(config: CollectorConfig) -> Result<CollectorHandle, Error> {
         address_limit: config.rate_per_address.map(KeyedLimit::new),
         key_limit: config.rate_per_key.map(KeyedLimit::new),
         body_budget: budget::BodyBudget::new(budget::BODY_BUDGET_BYTES),
+        sessions: session::Sessions::new(),
+        secure_cookies: tls.is_some(),
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,9 @@
 //! | `GET` | `/api/usage?product=` | the newest usage report of each install |
 //! | `GET` | `/api/errors?product=` | error reports grouped by fingerprint, most frequent first |
 //! | `DELETE` | `/api/instances/{distinct_id}` | [`Deleted`](crate::store::Deleted) |
+//! | `GET` | `/api/stats/{view}[.csv]` | the dashboard's data (see `pages`) |
 //! | `GET` | `/health` | `ok` |
+//! | `GET` | `/`, `/versions`, ... | the dashboard (see `pages`) |
 //!
 //! Trailing slashes are optional everywhere. Errors are `{"error": "..."}`.
 //! The ingest routes answer CORS preflights (browser senders such as
@@ -78,6 +80,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/usage", get(usage).fallback(not_allowed("GET")))
         .route("/api/errors", get(errors).fallback(not_allowed("GET")))
         .route(
+            "/api/stats/{name}",
+            super::pages::stats_route().fallback(not_allowed("GET")),
+        )
+        .route(
             "/api/instances/{distinct_id}",
             delete(delete_instance).fallback(not_allowed("DELETE")),
         )
@@ -88,6 +94,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(ingest_routes)
         .merge(api_routes)
+        .merge(super::pages::page_routes(Arc::clone(&app)))
         .route(
             "/health",
             get(|| async { "ok" }).fallback(not_allowed("GET")),
