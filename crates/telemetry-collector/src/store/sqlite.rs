@@ -66,6 +66,7 @@ CREATE INDEX IF NOT EXISTS events_distinct_id ON events(distinct_id);
         sql: "
 ALTER TABLE events ADD COLUMN day TEXT;
 CREATE INDEX events_event_day ON events(event, day);
+DROP INDEX IF EXISTS events_event;
 DROP INDEX IF EXISTS events_distinct_id;
 CREATE INDEX events_distinct_id_day ON events(distinct_id, day);
 CREATE TABLE daily_installs (
