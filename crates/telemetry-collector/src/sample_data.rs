@@ -7,8 +7,9 @@
 //! upgrades as new versions come out, feature events with properties (an
 //! embedding function, Chroma's summed `add_amount`, merged events with a
 //! `batch_size`), one usage report per install and active day, and error
-//! reports from a dozen crash sites with scrubbed frames. The same seed and
-//! end day always give the same events.
+//! reports from a dozen crash sites with scrubbed frames. Nothing lies in the
+//! future: on today's date only the hours gone by get events. The same seed
+//! and a past end day always give the same events.
 //!
 //! ```
 //! use telemetry_collector::sample_data::{generate, SampleSpec};
@@ -362,6 +363,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Vec<Event>, Error> {
         })
         .collect();
     let api_key_hash = short_hash(SAMPLE_API_KEY);
+    let now = OffsetDateTime::now_utc();
     let mut events = Vec::with_capacity(spec.events);
     // One usage report per install and active day while the budget allows
     // (about 5% of events), a crash for about 0.6%, the rest features.
@@ -374,10 +376,10 @@ pub fn generate(spec: &SampleSpec) -> Result<Vec<Event>, Error> {
         };
         let inst = &installs[i];
         let date = start + Duration::days(day);
-        let at = date
-            .with_time(Time::from_hms(0, 0, 0).expect("midnight"))
-            .assume_utc()
-            + Duration::milliseconds(rng.i64(0..86_400_000));
+        let midnight = date.with_time(Time::MIDNIGHT).assume_utc();
+        // Nothing in the future: on today, only the hours gone by.
+        let day_ms = (now - midnight).whole_milliseconds().clamp(1, 86_400_000) as i64;
+        let at = midnight + Duration::milliseconds(rng.i64(0..day_ms));
         let version = inst.version(day, days);
         let mut properties = inst.context(version);
         let p = &PRODUCTS[inst.product];

@@ -165,6 +165,14 @@ fn section(
 }
 
 fn column_label(column: &str) -> String {
+    match column {
+        "avg_micros_p50" => return "Average latency, p50".into(),
+        "avg_micros_p90" => return "p90".into(),
+        "avg_micros_p99" => return "p99".into(),
+        "fail_ratio" => return "Failed".into(),
+        "distinct_id" => return "Distinct id".into(),
+        _ => {}
+    }
     let spaced = column.replace('_', " ");
     let mut chars = spaced.chars();
     match chars.next() {
