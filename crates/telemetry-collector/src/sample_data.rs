@@ -27,7 +27,7 @@ use time::{Duration, OffsetDateTime, Time};
 use crate::error::Error;
 use crate::ingest::{format_rfc3339, short_hash, Event};
 use crate::stats::parse_day;
-use crate::store::Store;
+use crate::store::{Batch, Store};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -593,6 +593,7 @@ fn error_report(rng: &mut fastrand::Rng, inst: &Install) -> Map<String, Value> {
 /// transaction, as the collector's group commit would.
 pub fn fill(store: &Store, spec: &SampleSpec) -> Result<Filled, Error> {
     let events = generate(spec)?;
+    let total = events.len();
     let installs = events
         .iter()
         .map(|e| e.distinct_id.as_str())
@@ -600,8 +601,10 @@ pub fn fill(store: &Store, spec: &SampleSpec) -> Result<Filled, Error> {
         .len();
     // Received a moment after the chunk's newest event, as a live collector
     // would have: retention and "first/last seen" then behave as they do on
-    // real data.
-    for chunk in events.chunks(5_000) {
+    // real data. Chunks move into their batch (no copy of the events).
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<Event> = events.by_ref().take(5_000).collect();
         let newest = chunk.last().and_then(|e| e.timestamp.as_deref());
         let received_at = newest
             .and_then(|t| {
@@ -610,11 +613,14 @@ pub fn fill(store: &Store, spec: &SampleSpec) -> Result<Filled, Error> {
             .map_or_else(crate::ingest::now_rfc3339, |t| {
                 format_rfc3339(t + Duration::seconds(2))
             });
-        store.insert(chunk, &received_at)?;
+        store.insert_all(&[&Batch {
+            events: chunk,
+            received_at,
+        }])?;
     }
     let end = parse_day(&spec.end).map_err(|e| Error::Config(e.to_string()))?;
     Ok(Filled {
-        events: events.len(),
+        events: total,
         installs,
         from: crate::stats::format_day(end - Duration::days(i64::from(spec.days.max(1)) - 1)),
         to: spec.end.clone(),
