@@ -456,7 +456,7 @@ function csvProblems(name, spec, text, table) {
   if (table.truncated ? body.length < table.rows.length : body.length !== table.rows.length) problems.push(`${name}.csv: ${body.length} rows, the table shows ${table.rows.length}`);
   if (table.declared !== null && body.length !== Number(table.declared)) problems.push(`${name}.csv: ${body.length} rows, data-rows=${table.declared}`);
   const header = rows[0] ?? [];
-  const columns = table.headers.map(labelField);
+  const columns = header.length === table.headers.length ? header : table.headers.map(labelField);
   body.slice(0, table.rows.length).forEach((row, i) => {
     if (row.length !== header.length) problems.push(`${name}.csv row ${i}: ${row.length} cells, ${header.length} in its header`);
     columns.forEach((col, j) => {

@@ -218,13 +218,14 @@ export function labelField(label) {
 }
 
 // Checks one table of a page against its JSON rows; returns a list of problems. The
-// table's columns are read from its header (labels naming the JSON fields); contract
-// columns it lacks are noted in missingColumns.
-export function compareTable(name, spec, table, rows) {
+// table's columns are its CSV's header (the JSON field names) when that has as many
+// columns as the table, else its header labels read as field names ("Calls" -> calls);
+// contract columns it lacks are noted in missingColumns.
+export function compareTable(name, spec, table, rows, csvHeader) {
   const problems = [];
   if (!table) return [`<table data-table="${name}"> is missing`];
   if (!Array.isArray(rows)) return [`JSON field ${spec.field} of ${name} is not an array: ${JSON.stringify(rows)?.slice(0, 200)}`];
-  const columns = table.headers.map(labelField);
+  const columns = csvHeader && csvHeader.length === table.headers.length ? csvHeader : table.headers.map(labelField);
   const unknown = columns.filter((c) => !spec.columns.includes(c));
   if (unknown.length) problems.push(`${name}: header columns ${JSON.stringify(unknown)} are not in the contract's ${spec.columns.join(', ')} (labels ${JSON.stringify(table.headers)})`);
   for (const c of spec.columns) if (!columns.includes(c)) missingColumns.add(`${name}.${c}`);
@@ -312,6 +313,14 @@ export function compareChart(name, chart, rows) {
   return problems;
 }
 
+// The header row of a table's CSV (through its data-csv link), or null.
+export async function csvHeader(page, name) {
+  const href = await page.locator(`a[data-csv="${name}"]`).first().getAttribute('href', { timeout: 1000 }).catch(() => null);
+  if (!href) return null;
+  const res = await apiGet(page, href);
+  return res.status === 200 ? parseCsv(res.text.split(/\r?\n/, 1)[0])[0] ?? null : null;
+}
+
 // A page's tables, charts and figures against its JSON; returns problems (empty = same).
 export async function comparePage(page, view, data) {
   const problems = [];
@@ -327,7 +336,7 @@ export async function comparePage(page, view, data) {
       if (!empty) problems.push(`${name}: no table and no [data-empty] for an empty ${spec.field}`);
       continue;
     }
-    problems.push(...compareTable(name, spec, tables[name], rows));
+    problems.push(...compareTable(name, spec, tables[name], rows, await csvHeader(page, name)));
   }
   for (const name of view.charts) {
     if (!charts[name] && (data[view.tables[name].field] ?? []).length) problems.push(`<figure data-chart="${name}"> is missing`);
