@@ -14,7 +14,9 @@
 //!
 //! Every page and query takes `range` (7, 30, 90 or 365 days ending today,
 //! UTC; default 30) or `range=custom` with `from` and `to` (`YYYY-MM-DD`,
-//! inclusive; `from`/`to` alone work too), and `product`. The events view and
+//! inclusive; `from`/`to` alone work too), and `product`. The page's form also
+//! sends the dates it showed (`shown_from`, `shown_to`): dates typed over them
+//! win over the preset still selected. The events view and
 //! `/api/stats/properties` take `event` and `property`.
 //!
 //! Charts are SVG drawn here rather than by a vendored chart library: the
@@ -169,7 +171,13 @@ impl Params {
                 .filter(|v| !v.is_empty())
         };
         let (from, to) = (get("from"), get("to"));
-        let (range, choice) = match (get("range"), from, to) {
+        // The form sends a preset and the dates it showed; dates typed over
+        // those choose themselves.
+        let typed = from.is_some()
+            && to.is_some()
+            && get("shown_from").is_some()
+            && (from != get("shown_from") || to != get("shown_to"));
+        let (range, choice) = match (get("range").filter(|_| !typed), from, to) {
             (Some(days), _, _) if days != "custom" => {
                 let n: u32 = days
                     .parse()
@@ -504,13 +512,24 @@ mod tests {
             (p.range.from.as_str(), p.choice),
             ("2024-05-02", RangeChoice::Days(30))
         );
-        // A preset wins over the dates the form also sends.
+        // A preset wins over the dates the form also sends...
         let p = Params::from_pairs(
             &[("range", "7"), ("from", "2020-01-01"), ("to", "2020-02-01")],
             today(),
         )
         .unwrap();
         assert_eq!(p.range.from, "2024-05-25");
+        let form = |from, to| {
+            let shown = [("shown_from", "2024-05-02"), ("shown_to", "2024-05-31")];
+            let mut pairs = vec![("range", "7"), ("from", from), ("to", to)];
+            pairs.extend(shown);
+            Params::from_pairs(&pairs, today()).unwrap()
+        };
+        // ... unless they are not the ones the form showed: typed, they choose.
+        assert_eq!(form("2024-05-02", "2024-05-31").range.from, "2024-05-25");
+        let typed = form("2024-04-01", "2024-05-31");
+        assert_eq!(typed.range.from, "2024-04-01");
+        assert_eq!(typed.choice, RangeChoice::Custom);
         let p = Params::from_pairs(
             &[
                 ("range", "custom"),

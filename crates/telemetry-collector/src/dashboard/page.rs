@@ -35,6 +35,7 @@ fn layout(title: &str, header_extra: Markup, body: Markup) -> Markup {
                 meta name="referrer" content="no-referrer";
                 title { (title) " · telemetry collector" }
                 link rel="stylesheet" href="/assets/dashboard.css";
+                link rel="icon" type="image/svg+xml" href="/assets/favicon.svg";
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -98,6 +99,10 @@ fn filter_form(ctx: &PageContext<'_>) -> Markup {
                     option value="custom" selected[p.choice == RangeChoice::Custom] { "From and to below" }
                 }
             }
+            // The dates shown, sent back: dates typed over them mean a custom
+            // range even while the select still names a preset.
+            input type="hidden" name="shown_from" value=(p.range.from);
+            input type="hidden" name="shown_to" value=(p.range.to);
             div {
                 label for="from" { "From" }
                 input type="date" id="from" name="from" value=(p.range.from);
@@ -377,6 +382,11 @@ fn view_body(ctx: &PageContext<'_>, data: &ViewData, tables: &[Table]) -> Markup
                     @let values = find(tables, "property-values");
                     @let sums = find(tables, "property-sums");
                     @let heading = format!("Values of {} in {}", p.property, p.event);
+                    p class="range-note" {
+                        a data-json="properties" href={"/api/stats/properties?" (ctx.params.view_query())} {
+                            "This event's property as JSON"
+                        }
+                    }
                     (section(ctx, &heading, values, Some(bar_chart("property-values", &heading, &bars(values, 0, 1))), None))
                     @if !sums.rows.is_empty() {
                         @let heading = format!("Sum of {} per day", p.property);

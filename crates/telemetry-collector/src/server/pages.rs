@@ -7,7 +7,7 @@
 //! | `GET` | `/`, `/versions`, `/environment`, `/events`, `/usage`, `/crashes` | a view (HTML) |
 //! | `GET`, `POST` | `/login` | the sign-in form; the admin token in, a session cookie out |
 //! | `POST` | `/logout` | ends the session |
-//! | `GET` | `/assets/dashboard.css` | the stylesheet |
+//! | `GET` | `/assets/dashboard.css`, `/assets/favicon.svg` | the stylesheet, the icon |
 //! | `GET` | `/api/stats/{view}` | the view's data as JSON (`ids`, `versions`, `environment`, `events`, `properties`, `usage`, `crashes`, `products`) |
 //! | `GET` | `/api/stats/{view}.csv?table=NAME` | one of its tables as CSV |
 //!
@@ -40,6 +40,9 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 
 
 const STYLESHEET: &str = include_str!("../dashboard/assets/dashboard.css");
 
+/// The tab's icon: without one, browsers ask for `/favicon.ico` on every page.
+const FAVICON: &str = include_str!("../dashboard/assets/favicon.svg");
+
 /// Longest sign-in form body read.
 const MAX_LOGIN_BODY: usize = 4096;
 
@@ -64,6 +67,18 @@ pub(crate) fn page_routes(app: Arc<App>) -> Router<Arc<App>> {
         .merge(views)
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
+        .route(
+            "/assets/favicon.svg",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "image/svg+xml"),
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    FAVICON,
+                )
+            }),
+        )
         .route(
             "/assets/dashboard.css",
             get(|| async {
@@ -345,6 +360,12 @@ async fn stats(
             Err((status, message)) => error_response(status, message),
         };
     }
+    // The property tables belong to the events view (its page links them there).
+    let name = if name == "properties" && csv {
+        "events".to_owned()
+    } else {
+        name
+    };
     let Some(view) = View::from_api_name(&name) else {
         return error_response(
             StatusCode::NOT_FOUND,
