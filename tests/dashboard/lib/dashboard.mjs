@@ -55,7 +55,8 @@ export const VIEWS = [
         field: 'operations',
         columns: ['operation', 'installs', 'calls', 'failures', 'fail_ratio', 'avg_micros_p50', 'avg_micros_p90', 'avg_micros_p99'],
       },
-      'usage-reports': { field: 'reports', columns: ['distinct_id', 'product', 'version', 'timestamp', 'report'] },
+      // The report itself is an object: in the JSON only, not a table column.
+      'usage-reports': { field: 'reports', columns: ['distinct_id', 'product', 'version', 'timestamp'] },
     },
     charts: [],
     figures: { 'installs-reporting': (d) => d.reports.length },
@@ -66,7 +67,8 @@ export const VIEWS = [
     tables: {
       'crash-groups': {
         field: 'groups',
-        columns: ['fingerprint', 'count', 'installs', 'first_seen', 'last_seen', 'versions', 'suppressed', 'example'],
+        // The example is an object: shown in <details data-example>, in the JSON, not a column.
+        columns: ['fingerprint', 'count', 'installs', 'first_seen', 'last_seen', 'versions', 'suppressed'],
       },
     },
     charts: [],
