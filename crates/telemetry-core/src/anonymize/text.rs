@@ -498,10 +498,13 @@ fn trim_url(url: &str) -> &str {
 }
 
 /// Runs after the secret keys, so that `Pwd=p@ss:w0rd` is a password, and takes only a
-/// remote with a path (`:team/repo.git`, `:/var/backups`, `:~/x`).
+/// remote with a path (`:team/repo.git`, `:/var/backups`, `:~/x`). A remote running into
+/// a span found before (`bob@db:/x?token=<secret>`) ends where that span starts: the
+/// second pass, which meets the placeholder there, then finds the same remote.
 fn collect_scp_remotes(text: &str, spans: &mut Spans) {
     for m in SCP_REMOTE.find_iter(text) {
-        let remote = trim_url(m.as_str());
+        let end = spans.first_start_in(&m.range()).unwrap_or(m.end());
+        let remote = trim_url(&text[m.start()..end]);
         let path = remote.split_once(':').map_or("", |(_, p)| p);
         if path.starts_with(['/', '~']) || path.contains('/') || path.ends_with(".git") {
             spans.add(m.start()..m.start() + remote.len(), "<url>");
