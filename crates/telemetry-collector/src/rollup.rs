@@ -41,6 +41,7 @@
 //! assert_eq!(delta.installs()[0].first_day, "2024-05-02");
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -100,6 +101,11 @@ pub struct When {
 /// assert_eq!(w.last_seen, "2024-05-02T01:30:00.250Z");
 /// ```
 pub fn when(timestamp: &str, received_at: &str) -> When {
+    // The shapes senders use most (telemetry-core's, and the stores' own)
+    // are already UTC: no parsing, which is most of this function's cost.
+    if let Some(fast) = canonical_utc(timestamp) {
+        return fast;
+    }
     let parsed = OffsetDateTime::parse(timestamp, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(received_at, &Rfc3339));
     match parsed {
@@ -116,6 +122,37 @@ pub fn when(timestamp: &str, received_at: &str) -> When {
             last_seen: timestamp.to_owned(),
         },
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (the stores' format) or `YYYY-MM-DDTHH:MM:SSZ`
+/// (whole seconds) as they are, checked character by character.
+fn canonical_utc(t: &str) -> Option<When> {
+    let b = t.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b[range].iter().all(u8::is_ascii_digit);
+    let date_time = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    if !date_time {
+        return None;
+    }
+    let last_seen = match &b[19..] {
+        b"Z" => format!("{}.000Z", &t[..19]),
+        [b'.', m1, m2, m3, b'Z'] if [m1, m2, m3].iter().all(|d| d.is_ascii_digit()) => t.to_owned(),
+        _ => return None,
+    };
+    Some(When {
+        day: t[..10].to_owned(),
+        last_seen,
+    })
 }
 
 /// A stored row as an [`Event`], so that a removal reads its properties with
@@ -228,18 +265,36 @@ pub struct DailyProperty {
     pub total: f64,
 }
 
-type Key3 = (String, String, String);
-type Key5 = (String, String, String, String, String);
+/// A table key: its text columns joined by NUL, which no stored string holds
+/// (ingest refuses it), so two keys never run together, and which sorts
+/// before every other character, so keys sort as their columns do. One
+/// string, so a lookup borrows a reused buffer and allocates only for a row
+/// the delta does not hold yet.
+type Key = String;
+
+/// Writes `parts` joined by NUL into `buf` and returns it.
+fn join<'b>(buf: &'b mut String, parts: &[&str]) -> &'b str {
+    buf.clear();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            buf.push('\0');
+        }
+        buf.push_str(part);
+    }
+    buf
+}
 
 /// What a set of events adds to the rollups (sign +1, [`Delta::inserting`]) or
 /// takes from them (sign -1, [`Delta::removing`]), keyed like the tables.
 #[derive(Debug)]
 pub struct Delta {
     sign: i64,
-    daily_installs: HashMap<Key3, DailyInstall>,
-    installs: HashMap<(String, String), Install>,
-    daily_events: HashMap<Key5, DailyEvent>,
-    daily_properties: HashMap<Key5, DailyProperty>,
+    daily_installs: HashMap<Key, DailyInstall>,
+    installs: HashMap<Key, Install>,
+    daily_events: HashMap<Key, DailyEvent>,
+    daily_properties: HashMap<Key, DailyProperty>,
+    /// Reused for every lookup.
+    key: String,
 }
 
 impl Delta {
@@ -262,6 +317,7 @@ impl Delta {
             installs: HashMap::new(),
             daily_events: HashMap::new(),
             daily_properties: HashMap::new(),
+            key: String::new(),
         }
     }
 
@@ -284,126 +340,121 @@ impl Delta {
     /// Adds one event whose [`When`] is known.
     pub fn add_at(&mut self, e: &Event, at: &When) {
         let sign = self.sign;
-        let text = |k: &str| string(&e.properties, k).unwrap_or(UNKNOWN).to_owned();
-        let product = e.product().unwrap_or(UNKNOWN).to_owned();
-        let version = e.product_version().unwrap_or(UNKNOWN).to_owned();
-        let os = e.os().unwrap_or(UNKNOWN).to_owned();
+        let product = e.product().unwrap_or(UNKNOWN);
+        let version = e.product_version().unwrap_or(UNKNOWN);
+        let os = e.os().unwrap_or(UNKNOWN);
         let batch = e.batch_size();
+        let day = at.day.as_str();
         let newer = |seen: &str| at.last_seen.as_str() >= seen;
 
-        let day = self
-            .daily_installs
-            .entry((at.day.clone(), product.clone(), e.distinct_id.clone()))
-            .or_insert_with(|| DailyInstall {
-                day: at.day.clone(),
-                product: product.clone(),
-                distinct_id: e.distinct_id.clone(),
-                week: crate::stats::parse_day(&at.day)
-                    .map(week_of)
-                    .unwrap_or_else(|_| at.day.clone()),
-                product_version: version.clone(),
-                last_seen: at.last_seen.clone(),
-                events: 0,
-            });
-        day.events += sign;
-        if newer(&day.last_seen) {
-            day.product_version.clone_from(&version);
-            day.last_seen.clone_from(&at.last_seen);
-        }
-
-        let runtime = match (
-            string(&e.properties, "runtime"),
-            string(&e.properties, "runtime_version"),
-        ) {
-            (Some(r), Some(v)) => format!("{r} {v}"),
-            (Some(one), None) | (None, Some(one)) => one.to_owned(),
-            (None, None) => UNKNOWN.to_owned(),
-        };
-        let flag = |k: &str| {
-            match e.properties.get(k) {
-                Some(Value::Bool(true)) => "yes",
-                Some(Value::Bool(false)) => "no",
-                _ => UNKNOWN,
-            }
-            .to_owned()
-        };
-        let fresh = Install {
-            product: product.clone(),
-            distinct_id: e.distinct_id.clone(),
-            first_day: at.day.clone(),
-            last_day: at.day.clone(),
-            last_seen: at.last_seen.clone(),
-            product_version: version.clone(),
-            os: os.clone(),
-            arch: text("arch"),
-            runtime,
-            in_container: flag("in_container"),
-            in_ci: flag("in_ci"),
-            in_jupyter: flag("in_jupyter"),
-        };
-        match self
-            .installs
-            .entry((product.clone(), e.distinct_id.clone()))
-        {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(fresh);
-            }
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                let old = o.get_mut();
-                let first_day = std::mem::take(&mut old.first_day).min(fresh.first_day.clone());
-                let last_day = std::mem::take(&mut old.last_day).max(fresh.last_day.clone());
-                if newer(&old.last_seen) {
-                    *old = fresh;
+        let key = join(&mut self.key, &[day, product, &e.distinct_id]);
+        match self.daily_installs.get_mut(key) {
+            Some(row) => {
+                row.events += sign;
+                if newer(&row.last_seen) {
+                    replace(&mut row.product_version, version);
+                    replace(&mut row.last_seen, &at.last_seen);
                 }
-                old.first_day = first_day;
-                old.last_day = last_day;
+            }
+            None => {
+                let row = DailyInstall {
+                    day: day.to_owned(),
+                    product: product.to_owned(),
+                    distinct_id: e.distinct_id.clone(),
+                    week: crate::stats::parse_day(day)
+                        .map(week_of)
+                        .unwrap_or_else(|_| day.to_owned()),
+                    product_version: version.to_owned(),
+                    last_seen: at.last_seen.clone(),
+                    events: sign,
+                };
+                self.daily_installs.insert(key.to_owned(), row);
             }
         }
 
-        let counts = self
-            .daily_events
-            .entry((
-                at.day.clone(),
-                product.clone(),
-                version.clone(),
-                os.clone(),
-                e.event.clone(),
-            ))
-            .or_insert_with(|| DailyEvent {
-                day: at.day.clone(),
-                product: product.clone(),
-                product_version: version,
-                os,
-                event: e.event.clone(),
-                events: 0,
-                occurrences: 0,
-            });
-        counts.events += sign;
-        counts.occurrences += sign * batch;
+        let key = join(&mut self.key, &[product, &e.distinct_id]);
+        match self.installs.get_mut(key) {
+            Some(row) => {
+                if day < row.first_day.as_str() {
+                    replace(&mut row.first_day, day);
+                }
+                if day > row.last_day.as_str() {
+                    replace(&mut row.last_day, day);
+                }
+                if newer(&row.last_seen) {
+                    replace(&mut row.last_seen, &at.last_seen);
+                    replace(&mut row.product_version, version);
+                    replace(&mut row.os, os);
+                    replace(
+                        &mut row.arch,
+                        string(&e.properties, "arch").unwrap_or(UNKNOWN),
+                    );
+                    row.runtime = runtime(e);
+                    replace(&mut row.in_container, flag(e, "in_container"));
+                    replace(&mut row.in_ci, flag(e, "in_ci"));
+                    replace(&mut row.in_jupyter, flag(e, "in_jupyter"));
+                }
+            }
+            None => {
+                let row = Install {
+                    product: product.to_owned(),
+                    distinct_id: e.distinct_id.clone(),
+                    first_day: day.to_owned(),
+                    last_day: day.to_owned(),
+                    last_seen: at.last_seen.clone(),
+                    product_version: version.to_owned(),
+                    os: os.to_owned(),
+                    arch: string(&e.properties, "arch").unwrap_or(UNKNOWN).to_owned(),
+                    runtime: runtime(e),
+                    in_container: flag(e, "in_container").to_owned(),
+                    in_ci: flag(e, "in_ci").to_owned(),
+                    in_jupyter: flag(e, "in_jupyter").to_owned(),
+                };
+                self.installs.insert(key.to_owned(), row);
+            }
+        }
+
+        let key = join(&mut self.key, &[day, product, version, os, &e.event]);
+        match self.daily_events.get_mut(key) {
+            Some(row) => {
+                row.events += sign;
+                row.occurrences += sign * batch;
+            }
+            None => {
+                let row = DailyEvent {
+                    day: day.to_owned(),
+                    product: product.to_owned(),
+                    product_version: version.to_owned(),
+                    os: os.to_owned(),
+                    event: e.event.clone(),
+                    events: sign,
+                    occurrences: sign * batch,
+                };
+                self.daily_events.insert(key.to_owned(), row);
+            }
+        }
 
         if UNROLLED_EVENTS.contains(&e.event.as_str()) {
             return;
         }
         for (property, value, number) in broken_down(&e.properties) {
-            let row = self
-                .daily_properties
-                .entry((
-                    at.day.clone(),
-                    product.clone(),
-                    e.event.clone(),
-                    property.to_owned(),
-                    value.clone(),
-                ))
-                .or_insert_with(|| DailyProperty {
-                    day: at.day.clone(),
-                    product: product.clone(),
-                    event: e.event.clone(),
-                    property: property.to_owned(),
-                    value,
-                    events: 0,
-                    occurrences: 0,
-                    total: 0.0,
-                });
+            let key = join(&mut self.key, &[day, product, &e.event, property, &value]);
+            let row = match self.daily_properties.get_mut(key) {
+                Some(row) => row,
+                None => self
+                    .daily_properties
+                    .entry(key.to_owned())
+                    .or_insert_with(|| DailyProperty {
+                        day: day.to_owned(),
+                        product: product.to_owned(),
+                        event: e.event.clone(),
+                        property: property.to_owned(),
+                        value: value.into_owned(),
+                        events: 0,
+                        occurrences: 0,
+                        total: 0.0,
+                    }),
+            };
             row.events += sign;
             row.occurrences += sign * batch;
             row.total += sign as f64 * number;
@@ -439,13 +490,42 @@ impl Delta {
         distinct_id: &str,
     ) -> Option<&DailyInstall> {
         self.daily_installs
-            .get(&(day.to_owned(), product.to_owned(), distinct_id.to_owned()))
+            .get(join(&mut String::new(), &[day, product, distinct_id]))
     }
 
     /// The `installs` row of this key, if an event added to it.
     pub fn install(&self, product: &str, distinct_id: &str) -> Option<&Install> {
         self.installs
-            .get(&(product.to_owned(), distinct_id.to_owned()))
+            .get(join(&mut String::new(), &[product, distinct_id]))
+    }
+}
+
+/// Overwrites `slot` with `value`, reusing its allocation.
+fn replace(slot: &mut String, value: &str) {
+    if slot != value {
+        slot.clear();
+        slot.push_str(value);
+    }
+}
+
+/// `runtime runtime_version`, either alone, or `unknown`.
+fn runtime(e: &Event) -> String {
+    match (
+        string(&e.properties, "runtime"),
+        string(&e.properties, "runtime_version"),
+    ) {
+        (Some(r), Some(v)) => format!("{r} {v}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => UNKNOWN.to_owned(),
+    }
+}
+
+/// A boolean property as `yes`/`no`, anything else `unknown`.
+fn flag(e: &Event, key: &str) -> &'static str {
+    match e.properties.get(key) {
+        Some(Value::Bool(true)) => "yes",
+        Some(Value::Bool(false)) => "no",
+        _ => UNKNOWN,
     }
 }
 
@@ -464,19 +544,19 @@ fn string<'a>(properties: &'a Map<String, Value>, key: &str) -> Option<&'a str> 
 /// a boolean or a number (null, objects and arrays are skipped); the first
 /// [`MAX_PROPERTIES`] of them in key order. Each with its value as recorded and
 /// the number to add to `total`.
-pub fn broken_down(properties: &Map<String, Value>) -> Vec<(&str, String, f64)> {
-    let mut out: Vec<(&str, String, f64)> = properties
+pub fn broken_down(properties: &Map<String, Value>) -> Vec<(&str, Cow<'_, str>, f64)> {
+    let mut out: Vec<(&str, Cow<'_, str>, f64)> = properties
         .iter()
         .filter(|(k, _)| !k.starts_with('$') && !CONTEXT_KEYS.contains(&k.as_str()))
         .filter_map(|(k, v)| {
             let (value, number) = match v {
                 Value::String(s) if s.chars().count() > MAX_VALUE_CHARS => {
-                    (LONG_VALUE.to_owned(), 0.0)
+                    (Cow::Borrowed(LONG_VALUE), 0.0)
                 }
-                Value::String(s) => (s.clone(), 0.0),
-                Value::Bool(b) => (b.to_string(), 0.0),
+                Value::String(s) => (Cow::Borrowed(s.as_str()), 0.0),
+                Value::Bool(b) => (Cow::Borrowed(if *b { "true" } else { "false" }), 0.0),
                 Value::Number(n) => (
-                    NUMBER.to_owned(),
+                    Cow::Borrowed(NUMBER),
                     n.as_f64().filter(|f| f.is_finite()).unwrap_or(0.0),
                 ),
                 _ => return None,
@@ -498,6 +578,29 @@ mod tests {
 
     fn event(name: &str, id: &str, timestamp: &str, properties: Value) -> Event {
         stored_as_event(name, id, timestamp, properties)
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_parsing() {
+        for t in [
+            "2024-05-01T10:00:00.123Z",
+            "2024-05-01T10:00:00Z",
+            "2024-12-31T23:59:59.999Z",
+        ] {
+            let fast = canonical_utc(t).unwrap();
+            let parsed = OffsetDateTime::parse(t, &Rfc3339).unwrap();
+            assert_eq!(fast.day, format_day(parsed.date()), "{t}");
+            assert_eq!(fast.last_seen, format_rfc3339(parsed), "{t}");
+        }
+        for other in [
+            "2024-05-01T10:00:00.1234Z",
+            "2024-05-01T10:00:00+02:00",
+            "2024-05-01t10:00:00Z",
+            "2024-05-01T10:00:00.12Z",
+            "2024-05-01",
+        ] {
+            assert!(canonical_utc(other).is_none(), "{other}");
+        }
     }
 
     #[test]
