@@ -71,7 +71,10 @@ for how in env config flag; do
   esac
   traffic
   count="$(curl -fsS "$URL/telemetry" | python3 -c 'import json,sys; print(json.load(sys.stdin)["operations"]["rest_responses"]["count"])')"
-  curl -fsS "$URL/metrics" | grep -q '^qdrant_rest_responses_seconds_count' || { echo "FAIL: /metrics"; exit 1; }
+  # Read whole, then searched: `curl | grep -q` fails under pipefail whenever grep exits
+  # before curl has written everything (curl: (23) Failed writing body).
+  metrics="$(curl -fsS "$URL/metrics")" || { echo "FAIL: /metrics did not answer"; exit 1; }
+  grep -q '^qdrant_rest_responses_seconds_count' <<<"$metrics" || { echo "FAIL: /metrics"; exit 1; }
   sleep 0.4
   stop
   echo "$label: /telemetry counted $count requests, /metrics answered; $(head -1 "$WORK/$how.err" | sed 's/^qdrant_like: //')"

@@ -57,7 +57,9 @@ for _ in $(seq 50); do
   last="$n"; sleep 0.2
 done
 echo "the receiver holds $n spans; the traces, as the operator's backend would show them:"
-curl -fsS "http://$RX_HTTP/tree" | head -60
+# Read whole, then cut: `curl | head` fails under pipefail when head exits first.
+curl -fsS -o "$WORK/tree.txt" "http://$RX_HTTP/tree"
+head -60 "$WORK/tree.txt"
 python3 - "http://$RX_HTTP/spans" <<'PY'
 import json, sys, urllib.request
 spans = json.load(urllib.request.urlopen(sys.argv[1]))

@@ -67,7 +67,7 @@ print("  crashes: %d reports in %d groups; the top one %s: %d reports from %d in
          " ".join(top["versions"])))
 PY
 printf '  %-44s -> %s\n' "CSV of versions-now" \
-  "$(curl -sS -b "$WORK/cookies" "$URL/api/stats/versions.csv?table=versions-now" | head -2 | tr '\r\n' '  ')"
+  "$(curl -sS -b "$WORK/cookies" -o "$WORK/versions.csv" "$URL/api/stats/versions.csv?table=versions-now"; head -2 "$WORK/versions.csv" | tr '\r\n' '  ')"
 if [ "${DEMO_DASHBOARD_KEEP:-0}" = 1 ]; then
   echo "DEMO_DASHBOARD_KEEP=1: the collector stays at $URL until Ctrl-C"
   wait "$pid"
