@@ -64,7 +64,7 @@ test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 a
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		venv=$(ABI3_DIR)/venv-$$v; \
 		test -x $$venv/bin/python || $$py -m venv $$venv; \
-		$$venv/bin/python -m pip install -q $$(grep -E '^(pytest|prometheus_client)' $(PY_REQUIREMENTS)); \
+		$$venv/bin/python -m pip install -q $$(grep -E '^(pytest|prometheus_client|hypothesis)' $(PY_REQUIREMENTS)); \
 		$$venv/bin/python -m pip install -q --force-reinstall --no-deps $(ABI3_DIR)/wheel/*.whl; \
 		echo "test-python-abi3: Python $$v"; \
 		(cd $(ABI3_DIR) && $$venv/bin/python -m pytest -q -p no:cacheprovider \
