@@ -4,7 +4,7 @@
 .PHONY: fuzz deps-fuzz
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := collector_body scrub_text ffi_text consent_inputs
+FUZZ_TARGETS := collector_body scrub_text ffi_text consent_inputs hash_and_round
 FUZZ_CORPUS := $(CARGO_TARGET_DIR)/fuzz-corpus
 
 deps-fuzz:
