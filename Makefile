@@ -30,15 +30,16 @@ deps-rust:
 # Debian packages the tests run for real: Prometheus and promtool (they scrape and check
 # /metrics), PostgreSQL (the collector's PostgreSQL store; the tests start their own server
 # from /usr/lib/postgresql/*/bin), Chromium (the dashboard tests drive /usr/bin/chromium
-# headless). Installed when missing and this is root on Debian; otherwise say how.
+# headless), valgrind (the C suite under memcheck). Installed when missing and this is
+# root on Debian; otherwise say how.
 deps-system:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || \
 		! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v openssl >/dev/null || \
-		! test -x /usr/bin/chromium; then \
+		! test -x /usr/bin/chromium || ! command -v valgrind >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			DEBIAN_FRONTEND=noninteractive apt-get update && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus postgresql openssl chromium; \
-		else echo "prometheus, promtool, PostgreSQL, openssl and Chromium are needed: install Debian's prometheus, postgresql, openssl and chromium packages"; exit 1; fi; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus postgresql openssl chromium valgrind; \
+		else echo "prometheus, promtool, PostgreSQL, openssl, Chromium and valgrind are needed: install Debian's prometheus, postgresql, openssl, chromium and valgrind packages"; exit 1; fi; \
 	fi
 
 build: deps-rust ## Build the whole Rust workspace (debug), once

@@ -44,7 +44,7 @@ deps-go:
 	cd $(GO_DIR) && $(GO) mod download
 	cd $(GO_DIR)/bench && $(GO) mod download
 
-test-c: build ## C ABI from C: every function and bad input, 8 threads; plain and under AddressSanitizer
+test-c: build ## C ABI from C: every function and bad input, 8 threads; plain, under AddressSanitizer and under valgrind memcheck
 	@test -f $(FFI_DEBUG_LIB) || { echo "$(FFI_DEBUG_LIB) missing: the workspace build should make it"; exit 1; }
 	mkdir -p $(C_TEST_DIR)
 	$(CC) $(C_TEST_FLAGS) tests/c/test_telemetry.c $(FFI_DEBUG_LIB) $(C_TEST_LIBS) -o $(C_TEST_DIR)/test_telemetry
@@ -52,6 +52,13 @@ test-c: build ## C ABI from C: every function and bad input, 8 threads; plain an
 	$(CC) $(C_TEST_FLAGS) -fsanitize=address -fno-omit-frame-pointer tests/c/test_telemetry.c \
 		$(FFI_DEBUG_LIB) $(C_TEST_LIBS) -o $(C_TEST_DIR)/test_telemetry_asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(C_TEST_DIR)/test_telemetry_asan
+	# valgrind's memcheck as well: it sees what ASan does not instrument (the Rust side's
+	# uninitialised reads, frees through the other allocator). About 40 times slower, so
+	# the suite's deadlines are stretched (TELEMETRY_TEST_SLOWDOWN); a definite or indirect
+	# leak, or any memory error, fails it.
+	TELEMETRY_TEST_SLOWDOWN=20 valgrind --tool=memcheck -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+		$(C_TEST_DIR)/test_telemetry
 
 test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs, a crashing child process too), a GOGC=1 cgocheck run, static linking
 	$(check-go-target)

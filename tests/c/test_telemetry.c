@@ -42,6 +42,14 @@ static int failed = 0;
         }                                                                 \
     } while (0)
 
+/* How many times slower than a plain run this one may be: TELEMETRY_TEST_SLOWDOWN (set by
+ * `make memcheck` for valgrind, whose memcheck runs code 20 to 50 times slower). Deadlines
+ * a test waits for, and the upper bounds of what it measures, are multiplied by it; the
+ * lower bounds (a deadline is not cut short) stay. */
+static int slowdown = 1;
+
+static uint32_t slow_ms(uint32_t ms) { return ms * (uint32_t)slowdown; }
+
 /* Checks that `err` has `code`, prints its message otherwise, and frees it. */
 static void expect_code(telemetry_error_t *err, telemetry_error_code_t code, const char *what) {
     telemetry_error_code_t got = telemetry_error_code(err);
@@ -242,7 +250,7 @@ static void test_capture_flush_read(void) {
               "capture_batch");
     CHECK(count == 2, "capture_batch count %zu", count);
     EXPECT_OK(telemetry_client_capture_batch(client, "[]", 2, NULL), "empty batch, NULL count");
-    EXPECT_OK(telemetry_client_flush(client, 5000), "flush");
+    EXPECT_OK(telemetry_client_flush(client, slow_ms(5000)), "flush");
 
     char *json = NULL;
     size_t len = 0;
@@ -413,7 +421,7 @@ static void test_threads(void) {
         errors += workers[i].errors;
     }
     CHECK(errors == 0, "%d captures failed", errors);
-    EXPECT_OK(telemetry_client_flush(client, 10000), "flush after threads");
+    EXPECT_OK(telemetry_client_flush(client, slow_ms(10000)), "flush after threads");
     long long want = (long long)THREADS * PER_THREAD;
     CHECK(stat_of(client, "captured") == want, "captured %lld", stat_of(client, "captured"));
     CHECK(stat_of(client, "sent") == want, "sent %lld", stat_of(client, "sent"));
@@ -1101,7 +1109,7 @@ static void test_usage_threads(void) {
     telemetry_string_free(report);
     for (int i = 0; i < USAGE_THREADS; i++) telemetry_timing_free(workers[i].timing);
     telemetry_timing_family_free(ops);
-    EXPECT_OK(telemetry_client_shutdown(client, 10000), "shutdown");
+    EXPECT_OK(telemetry_client_shutdown(client, slow_ms(10000)), "shutdown");
     /* Enabled: the report went home at shutdown, through the memory sink. */
     char *json = NULL;
     EXPECT_OK(telemetry_client_memory_events(client, &json, NULL), "memory_events");
@@ -1308,6 +1316,12 @@ static void test_log_disable(void) {
 /* A memory client whose error reports have the given crash options (JSON object body). */
 static telemetry_client_t *crash_client(const char *crash) {
     char cfg[512];
+    char slow_deadline[64];
+    if (crash == NULL && slowdown > 1) {
+        /* The default deadline (1 s) for a crash's delivery, stretched like the others. */
+        snprintf(slow_deadline, sizeof slow_deadline, "\"deadline_ms\":%u", slow_ms(1000));
+        crash = slow_deadline;
+    }
     snprintf(cfg, sizeof cfg,
              "{\"product\":\"ctest\",\"version\":\"2.0\",\"sink\":\"memory\",\"environment\":{},"
              "\"shutdown_timeout_ms\":60000,\"usage_reports\":false%s%s%s}",
@@ -1329,7 +1343,7 @@ static telemetry_reported_t report_crash(telemetry_client_t *client, const char 
 
 /* The delivered events, after a flush (owned). */
 static char *delivered(telemetry_client_t *client) {
-    EXPECT_OK(telemetry_client_flush(client, 10000), "flush");
+    EXPECT_OK(telemetry_client_flush(client, slow_ms(10000)), "flush");
     char *json = NULL;
     EXPECT_OK(telemetry_client_memory_events(client, &json, NULL), "memory_events");
     return json;
@@ -1400,7 +1414,7 @@ static void test_error_report_errors(void) {
           json ? json : "(null)");
     telemetry_string_free(json);
 
-    EXPECT_OK(telemetry_client_shutdown(client, 10000), "shutdown");
+    EXPECT_OK(telemetry_client_shutdown(client, slow_ms(10000)), "shutdown");
     expect_code(telemetry_client_capture_error(client, "{\"type\":\"Late\"}", 15, &out),
                 TELEMETRY_ERROR_CODE_SHUT_DOWN, "capture_error after shutdown");
     expect_code(telemetry_client_report_crash(client, "{\"type\":\"Late\"}", 15, &out),
@@ -1536,9 +1550,9 @@ static void test_crash_waits_at_most_its_deadline(void) {
         telemetry_reported_t out = report_crash(client, "{\"type\":\"Stuck\"}");
         double waited = ms_since(&start);
         CHECK(out == TELEMETRY_REPORTED_NOT_DELIVERED, "a crash to a silent endpoint: %d", (int)out);
-        CHECK(waited >= cases[i].at_least && waited < cases[i].below,
-              "the crash waited %.0f ms, expected [%.0f, %.0f)", waited, cases[i].at_least,
-              cases[i].below);
+        double below = cases[i].at_least + (cases[i].below - cases[i].at_least) * slowdown;
+        CHECK(waited >= cases[i].at_least && waited < below,
+              "the crash waited %.0f ms, expected [%.0f, %.0f)", waited, cases[i].at_least, below);
         /* Only the first report of a fingerprint waits; a handled error never does (once:
          * it is a second request for the silent endpoint, which shutdown waits out). */
         clock_gettime(CLOCK_MONOTONIC, &start);
@@ -1548,7 +1562,8 @@ static void test_crash_waits_at_most_its_deadline(void) {
             CHECK(capture_error(client, "{\"type\":\"Handled\"}") == TELEMETRY_REPORTED_QUEUED,
                   "a handled error meanwhile");
         }
-        CHECK(ms_since(&start) < 100, "a repeat or a handled error waited %.0f ms", ms_since(&start));
+        CHECK(ms_since(&start) < 100.0 * slowdown, "a repeat or a handled error waited %.0f ms",
+              ms_since(&start));
         EXPECT_OK(telemetry_client_shutdown(client, 30000), "shutdown with a stuck request");
         telemetry_client_free(client);
     }
@@ -1621,6 +1636,10 @@ static void test_error_report_threads(void) {
 }
 
 int main(void) {
+    const char *slow = getenv("TELEMETRY_TEST_SLOWDOWN");
+    if (slow != NULL && atoi(slow) > 1) {
+        slowdown = atoi(slow);
+    }
     test_version_and_null_tolerance();
     test_client_new_errors();
     test_capture_errors();
