@@ -84,6 +84,9 @@ impl fmt::Debug for CaFile {
     }
 }
 
+/// Largest CA file read: a bundle of every public root is about 250 KB.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Shown as its path (`telemetry status --json`).
 impl Serialize for CaFile {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -98,7 +101,15 @@ impl CaFile {
     pub fn load(path: impl Into<PathBuf>) -> Result<CaFile, String> {
         let path = path.into();
         let shown = path.display();
-        let bytes = std::fs::read(&path).map_err(|e| format!("{shown} cannot be read: {e}"))?;
+        // Read like the consent files: a regular file of bounded size, so a path naming
+        // /dev/zero, a FIFO or a huge file cannot hang or exhaust the host.
+        let bytes = match crate::consent::read_bounded(&path, MAX_CA_FILE_BYTES) {
+            crate::consent::Bounded::Content(bytes) => bytes,
+            crate::consent::Bounded::Missing => {
+                return Err(format!("{shown} cannot be read: no such file"))
+            }
+            crate::consent::Bounded::Problem(why) => return Err(format!("{shown} {why}")),
+        };
         let mut certs = Vec::new();
         for (i, item) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
             let cert = item.map_err(|e| format!("{shown} is not a readable PEM file: {e}"))?;
@@ -263,6 +274,9 @@ mod tests {
         assert!(err.contains("certificate 1 is not a usable"), "{err}");
 
         let err = CaFile::load(dir.path()).unwrap_err();
-        assert!(err.contains("cannot be read"), "{err}");
+        assert!(err.contains("is a directory"), "{err}");
+        // A device or FIFO is refused before reading: /dev/zero would never end.
+        let err = CaFile::load("/dev/zero").unwrap_err();
+        assert!(err.contains("is not a regular file"), "{err}");
     }
 }
