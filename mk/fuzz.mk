@@ -11,7 +11,7 @@ deps-fuzz:
 	@rustup toolchain list | grep -q '^nightly' || { echo "nightly Rust is needed: rustup toolchain install nightly"; exit 1; }
 	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
-fuzz: deps-fuzz ## Fuzz every target for FUZZ_SECONDS each (regressions first), print executions and coverage
+fuzz: deps-fuzz ## Fuzz every target (cargo-fuzz, then Go's) for FUZZ_SECONDS each (regressions first), print executions and coverage
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_CORPUS)/$$t; \
 		if [ -d fuzz/regressions/$$t ]; then \
@@ -22,3 +22,8 @@ fuzz: deps-fuzz ## Fuzz every target for FUZZ_SECONDS each (regressions first), 
 			-- -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_CORPUS)/$$t-) 2>&1 | tee $(FUZZ_CORPUS)/$$t.log | grep -E 'DONE|Done|panicked|SUMMARY'; \
 		grep -q '^Done' $(FUZZ_CORPUS)/$$t.log || { echo "fuzz: $$t failed (see $(FUZZ_CORPUS)/$$t.log)"; exit 1; }; \
 	done
+	@# Go's own fuzzer over the JSON Capture hands to C (bindings/go/telemetry/fuzz_test.go),
+	@# on the workspace's debug library; its corpus stays in Go's cache.
+	@test -f $(FFI_DEBUG_LIB) || $(CARGO) build -q -p telemetry-ffi
+	cd $(GO_DIR) && $(GO) test -count=1 -tags telemetry_ffi_debug -run '^$$' \
+		-fuzz FuzzEventJSONCrossesToC -fuzztime $(FUZZ_SECONDS)s ./telemetry
