@@ -52,8 +52,7 @@ pub(crate) async fn serve(
     tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
-    // `/batch/` and `/batch` are one path: trimmed before routing.
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    let app = application(router);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -124,6 +123,12 @@ pub(crate) async fn serve(
     {
         warn!("requests still in flight after {SHUTDOWN_GRACE:?}; not waiting for them");
     }
+}
+
+/// What every connection serves: the router behind the path normalisation
+/// (`/batch/` and `/batch` are one path, trimmed before routing).
+pub(crate) fn application(router: Router) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
 /// One connection's hyper service: the application, with the peer address in

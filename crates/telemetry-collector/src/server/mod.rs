@@ -58,6 +58,29 @@ pub(crate) struct App {
     secure_cookies: bool,
 }
 
+impl App {
+    fn new(
+        config: &CollectorConfig,
+        store: Arc<Store>,
+        commit: Arc<GroupCommit>,
+        loopback_only: bool,
+        secure_cookies: bool,
+    ) -> Arc<App> {
+        Arc::new(App {
+            store,
+            commit,
+            loopback_only,
+            admin_token: config.admin_token.as_deref().map(AdminToken::new),
+            api_keys: config.api_keys.as_deref().map(ApiKeys::new),
+            address_limit: config.rate_per_address.map(KeyedLimit::new),
+            key_limit: config.rate_per_key.map(KeyedLimit::new),
+            body_budget: budget::BodyBudget::new(budget::BODY_BUDGET_BYTES),
+            sessions: session::Sessions::new(),
+            secure_cookies,
+        })
+    }
+}
+
 /// Entry point: starts a collector. See [`Collector::start`] and [`Collector::builder`].
 pub struct Collector;
 
@@ -180,18 +203,13 @@ fn start(config: CollectorConfig) -> Result<CollectorHandle, Error> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let commit = Arc::new(GroupCommit::start(Arc::clone(&store))?);
-    let app = Arc::new(App {
-        store: Arc::clone(&store),
-        commit: Arc::clone(&commit),
-        loopback_only: is_loopback(addr.ip()),
-        admin_token: config.admin_token.as_deref().map(AdminToken::new),
-        api_keys: config.api_keys.as_deref().map(ApiKeys::new),
-        address_limit: config.rate_per_address.map(KeyedLimit::new),
-        key_limit: config.rate_per_key.map(KeyedLimit::new),
-        body_budget: budget::BodyBudget::new(budget::BODY_BUDGET_BYTES),
-        sessions: session::Sessions::new(),
-        secure_cookies: tls.is_some(),
-    });
+    let app = App::new(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&commit),
+        is_loopback(addr.ip()),
+        tls.is_some(),
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
@@ -267,6 +285,106 @@ async fn housekeeping(
             Ok(Err(e)) => warn!("retention sweep failed (retried at the next one): {e}"),
             Err(_) => error!("retention sweep panicked"),
         }
+    }
+}
+
+/// The collector's HTTP application without a socket, for in-process tests and the
+/// `collector_routing` fuzz target (`fuzz/`): exactly what each connection of a
+/// listening collector serves (the router, the trailing-slash normalisation before
+/// it, the peer address its handlers read), answering on the caller's tokio runtime
+/// (a current-thread one is enough), over the store `config.db` names and a
+/// group-commit writer of its own. `config.listen` is not bound: it only decides,
+/// as it would for a listening collector, whether the loopback `Host` check applies,
+/// and the same settings are refused ([`CollectorBuilder::start`]'s checks). No TLS,
+/// header limits or timeouts of the connection layer, no retention sweep. Not a
+/// stable API.
+///
+/// ```
+/// use axum::body::Body;
+/// use axum::http::{Request, StatusCode};
+/// use telemetry_collector::server::InProcess;
+/// use telemetry_collector::CollectorConfig;
+///
+/// let config = CollectorConfig {
+///     listen: "127.0.0.1:0".into(),
+///     db: ":memory:".into(),
+///     admin_token: Some("s3cret".into()),
+///     ..CollectorConfig::default()
+/// };
+/// let app = InProcess::new(&config).unwrap();
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// let get = |path: &str, token: Option<&str>| {
+///     let mut request = Request::get(path).header("host", "localhost");
+///     if let Some(t) = token {
+///         request = request.header("authorization", format!("Bearer {t}"));
+///     }
+///     runtime.block_on(app.handle(request.body(Body::empty()).unwrap())).status()
+/// };
+/// assert_eq!(get("/health/", None), StatusCode::OK);
+/// assert_eq!(get("/api/summary", None), StatusCode::UNAUTHORIZED);
+/// assert_eq!(get("/api/summary", Some("s3cret")), StatusCode::OK);
+/// ```
+#[doc(hidden)]
+pub struct InProcess {
+    service: tower_http::normalize_path::NormalizePath<axum::Router>,
+    peer: SocketAddr,
+    store: Arc<Store>,
+    commit: Arc<GroupCommit>,
+}
+
+impl InProcess {
+    /// Opens the store and starts the writer; requests go to [`InProcess::handle`].
+    pub fn new(config: &CollectorConfig) -> Result<InProcess, Error> {
+        let addrs: Vec<SocketAddr> = config
+            .listen
+            .to_socket_addrs()
+            .map_err(|_| Error::InvalidAddress(config.listen.clone()))?
+            .collect();
+        let Some(first) = addrs.first() else {
+            return Err(Error::InvalidAddress(config.listen.clone()));
+        };
+        config.check(&addrs)?;
+        let store = Arc::new(Store::open(&config.db)?);
+        let commit = Arc::new(GroupCommit::start(Arc::clone(&store))?);
+        let app = App::new(
+            config,
+            Arc::clone(&store),
+            Arc::clone(&commit),
+            is_loopback(first.ip()),
+            false,
+        );
+        Ok(InProcess {
+            service: listen::application(routes::router(app)),
+            peer: SocketAddr::from(([127, 0, 0, 1], 40_000)),
+            store,
+            commit,
+        })
+    }
+
+    /// Answers one request as a connection from `127.0.0.1` would be answered.
+    pub async fn handle(
+        &self,
+        mut request: axum::http::Request<axum::body::Body>,
+    ) -> axum::response::Response {
+        use tower::ServiceExt;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        match self.service.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The store requests write to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.commit.shutdown();
     }
 }
 
