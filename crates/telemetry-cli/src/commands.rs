@@ -13,7 +13,7 @@ use telemetry_core::sink::{MemorySink, SinkConfig};
 use telemetry_core::{Client, Event};
 
 use crate::args::PreviewArgs;
-use crate::{emit, note, Failure};
+use crate::{Failure, Io};
 
 /// The decision as the products see it when run as a CLI; `enable` reports it when some
 /// other source keeps telemetry off.
@@ -26,7 +26,12 @@ pub fn current_decision(profile: &Profile, env: &dyn Environment) -> consent::De
 }
 
 /// `telemetry enable` / `telemetry disable`.
-pub fn set_choice(profile: &Profile, env: &dyn Environment, enabled: bool) -> Result<(), Failure> {
+pub fn set_choice(
+    io: &mut Io<'_>,
+    profile: &Profile,
+    env: &dyn Environment,
+    enabled: bool,
+) -> Result<(), Failure> {
     let path = consent::write_user_choice(profile, env, enabled).map_err(|e| {
         let place = consent::user_choice_path(profile, env)
             .map(|p| format!(" in {}", p.display()))
@@ -34,7 +39,7 @@ pub fn set_choice(profile: &Profile, env: &dyn Environment, enabled: bool) -> Re
         Failure(format!("cannot save your choice for {profile}{place}: {e}"))
     })?;
     let word = if enabled { "enabled" } else { "disabled" };
-    emit(&format!(
+    io.emit(&format!(
         "telemetry {word} for {profile}: saved in {}\n",
         path.display()
     ))?;
@@ -45,9 +50,8 @@ pub fn set_choice(profile: &Profile, env: &dyn Environment, enabled: bool) -> Re
         if !decision.enabled {
             let verdict = decision.to_string();
             let first_line = verdict.lines().next().unwrap_or_default();
-            note(&format!(
-                "{first_line}; see `telemetry status --profile {profile}`"
-            ));
+            let see = io.suggest("status", profile);
+            io.note(&format!("{first_line}; see `{see}`"));
         }
     }
     Ok(())
@@ -94,6 +98,7 @@ struct Preview {
 /// Picks the events: `--event`, else `--samples` or the product's installed samples, else
 /// the generic example, saying on stderr which one it is.
 fn choose(
+    io: &mut Io<'_>,
     profile: &Profile,
     args: &PreviewArgs,
     env: &dyn Environment,
@@ -125,7 +130,7 @@ fn choose(
     };
     match found {
         Some((path, file)) if !file.events.is_empty() => {
-            note(&format!(
+            io.note(&format!(
                 "{} sample event(s) that {profile} declares in {}",
                 file.events.len(),
                 path.display()
@@ -146,7 +151,7 @@ fn choose(
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            note(&format!(
+            io.note(&format!(
                 "{profile} installed no sample events (looked for {}): below is a generic \
                  example of how each kind of property is anonymized, not an event {profile} \
                  sends. {}. Context fields such as the runtime are shown as unknown.",
@@ -159,9 +164,9 @@ fn choose(
 }
 
 /// `telemetry preview`.
-pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
+pub fn preview(io: &mut Io<'_>, profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
     let env = telemetry_core::env::ProcessEnvironment;
-    let chosen = choose(profile, args, &env)?;
+    let chosen = choose(io, profile, args, &env)?;
     let product = args
         .product
         .clone()
@@ -185,13 +190,13 @@ pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure(e.to_string()))?;
     if identity::load_existing(profile, &env).is_none() {
-        note(
+        io.note(
             "no install id and secret are stored yet: the id and hashes below are made up \
              for this preview (the first enabled run makes the real ones)",
         );
     }
     if !client.decision().enabled {
-        note(&format!(
+        io.note(&format!(
             "telemetry is off for {profile}: nothing is sent; this is what would be sent if it were on"
         ));
     }
@@ -207,11 +212,11 @@ pub fn preview(profile: &Profile, args: &PreviewArgs) -> Result<(), Failure> {
         serde_json::to_string_pretty(&payloads[0])
     }
     .unwrap_or_default();
-    emit(&format!("{text}\n"))
+    io.emit(&format!("{text}\n"))
 }
 
 /// `telemetry id`.
-pub fn id(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
+pub fn id(io: &mut Io<'_>, profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
     let path = match profile.id_location(env) {
         IdLocation::PerProcess => {
             return Err(Failure(format!(
@@ -227,7 +232,7 @@ pub fn id(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
         IdLocation::Files { id, .. } => id,
     };
     match identity::peek(profile, env) {
-        Some(id) => emit(&format!("{id}\n")),
+        Some(id) => io.emit(&format!("{id}\n")),
         None if path.exists() => Err(Failure(format!(
             "{} does not hold an install id",
             path.display()
@@ -241,9 +246,9 @@ pub fn id(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
 }
 
 /// `telemetry reset`.
-pub fn reset(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
+pub fn reset(io: &mut Io<'_>, profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
     let IdLocation::Files { id: path, .. } = profile.id_location(env) else {
-        return emit(&format!(
+        return io.emit(&format!(
             "{profile} stores no install id on this machine: nothing to delete\n"
         ));
     };
@@ -256,15 +261,15 @@ pub fn reset(profile: &Profile, env: &dyn Environment) -> Result<(), Failure> {
         ))
     })?;
     match (deleted, old) {
-        (false, _) => emit(&format!(
+        (false, _) => io.emit(&format!(
             "no install id was stored for {profile}: nothing to delete\n"
         )),
-        (true, Some(old)) => emit(&format!(
+        (true, Some(old)) => io.emit(&format!(
             "deleted install id {old} and its secret ({}); the next enabled run makes new ones.\n\
              To ask for deletion of data sent under the old id, quote: {old}\n",
             path.display()
         )),
-        (true, None) => emit(&format!(
+        (true, None) => io.emit(&format!(
             "deleted the install id files beside {}; the next enabled run makes new ones\n",
             path.display()
         )),

@@ -11,7 +11,7 @@ use telemetry_core::notice::{self, COLLECTED, NEVER_COLLECTED};
 use telemetry_core::profile::{IdLocation, Profile};
 
 use crate::args::StatusArgs;
-use crate::{emit, Failure};
+use crate::{Failure, Io};
 
 /// What this command cannot see: a setting in the product's code, or a flag passed on the
 /// product's command line. Saying "unset" there would claim knowledge it does not have.
@@ -134,7 +134,7 @@ impl Status {
         Value::Object(object)
     }
 
-    fn to_text(&self) -> String {
+    fn to_text(&self, io: &Io<'_>) -> String {
         let p = &self.profile;
         let mut t = String::new();
         // Writing to a String cannot fail.
@@ -181,7 +181,8 @@ impl Status {
         }
         let _ = writeln!(
             t,
-            "\nCollected, anonymized (see `telemetry preview --profile {p}`):"
+            "\nCollected, anonymized (see `{}`):",
+            io.suggest("preview", p)
         );
         for item in COLLECTED {
             let _ = writeln!(t, "  - {item}");
@@ -191,9 +192,15 @@ impl Status {
             let _ = writeln!(t, "  - {item}");
         }
         let switch = if self.decision.enabled {
-            format!("\nTurn it off: telemetry disable --profile {p} (or DO_NOT_TRACK=1 for every product)")
+            format!(
+                "\nTurn it off: {} (or DO_NOT_TRACK=1 for every product)",
+                io.suggest("disable", p)
+            )
         } else {
-            format!("\nTurn it on: telemetry enable --profile {p} (any source that says off still wins)")
+            format!(
+                "\nTurn it on: {} (any source that says off still wins)",
+                io.suggest("enable", p)
+            )
         };
         let _ = writeln!(t, "{switch}");
         let _ = writeln!(
@@ -213,13 +220,18 @@ impl Status {
 }
 
 /// `telemetry status`.
-pub fn run(profile: &Profile, env: &dyn Environment, args: &StatusArgs) -> Result<(), Failure> {
+pub fn run(
+    io: &mut Io<'_>,
+    profile: &Profile,
+    env: &dyn Environment,
+    args: &StatusArgs,
+) -> Result<(), Failure> {
     let status = gather(profile, env, args);
     if args.json {
         // Serializing a JSON value cannot fail.
         let text = serde_json::to_string_pretty(&status.to_json()).unwrap_or_default();
-        emit(&format!("{text}\n"))
+        io.emit(&format!("{text}\n"))
     } else {
-        emit(&status.to_text())
+        io.emit(&status.to_text(io))
     }
 }
