@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // End to end: this package, the C ABI and the core deliver to the real local collector

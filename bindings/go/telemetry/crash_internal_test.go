@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // Error reports opted out: nothing but the re-panic, not a single call into C.

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // Crashes for real: examples/crashlike, built as an integrator's program (a module of its

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry_test
 
 // Error reports in process, as a host uses them (an external test package, so these tests'

@@ -1,18 +1,25 @@
+//go:build cgo
+
 package telemetry
 
 // Every call into include/telemetry.h lives in this file. Go memory handed to C is string
 // or byte data without Go pointers inside, used only for the duration of the call, as the
 // cgo pointer rules require; strings coming back are copied and freed at once.
 //
-// The header is found relative to this directory, in the checkout's include/, so a copy
-// of the package elsewhere (vendor/, the module cache) fails with the #error below rather
-// than a bare "telemetry.h: No such file or directory".
+// Without cgo, ffi_off.go stands in for this file (every client off, saying why). The
+// explicit constraint is what `make go-module` rewrites to "cgo and a platform the module
+// carries a library for".
+//
+// Where the header and the library are is the link file's business: link_release.go and
+// link_debug.go in the checkout (include/ and target/ at the root), link_prebuilt.go in
+// the module `make go-module` produces (the header beside this file, lib/<goos>_<goarch>/).
+// A copy of the checkout's package elsewhere (vendor/, the module cache) has neither, and
+// fails with the #error below rather than a bare "telemetry.h: No such file or directory".
 
-// #cgo CFLAGS: -I${SRCDIR}/../../../include
 // #include <stdlib.h>
 // #if defined(__has_include)
 // #if !__has_include("telemetry.h")
-// #error "include/telemetry.h is not three directories up from this package: build it from a telemetry-core checkout through a replace directive; go mod vendor and the module cache are not supported (bindings/go/README.md)"
+// #error "telemetry.h not found: build this package from a telemetry-core checkout through a replace directive, or use the released module (make go-module; bindings/go/README.md)"
 // #endif
 // #endif
 // #include "telemetry.h"

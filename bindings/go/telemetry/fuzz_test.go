@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // Fuzzing the JSON that Capture builds and hands to C: whatever checkEvent accepts,

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // The OTLP receiver (crates/otlp-receiver) as a child process: it decodes what the

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // The READMEs' Go code is real code: every ```go block of README.md (the repository's) and

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // HTTPS to the real collector serving a certificate that an internal CA signed, both made

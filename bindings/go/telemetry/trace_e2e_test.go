@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // End to end: spans built in Go, handed to the library one call each, exported over OTLP

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // Spans without an endpoint to reach: what is filtered costs nothing, ids and contexts,

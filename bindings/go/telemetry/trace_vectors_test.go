@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // The shared observability vectors (tests/vectors/otel.json), run through this package:

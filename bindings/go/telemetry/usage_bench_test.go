@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // What recording would cost with one call into the library per operation, the design

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // Usage statistics through this package: the shared report vectors, exact counts under

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package telemetry
 
 // The shared test vectors in tests/vectors, run through this package and the C ABI so Go

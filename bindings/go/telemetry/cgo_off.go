@@ -1,0 +1,6 @@
+//go:build !cgo
+
+package telemetry
+
+// builtWithCgo: see cgo_on.go.
+const builtWithCgo = false
