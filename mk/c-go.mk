@@ -1,7 +1,7 @@
 # The C ABI (crates/telemetry-ffi, include/telemetry.h, tests/c) and the Go package over it
 # (bindings/go). Tests link the static library from the workspace's debug build, so
 # `make test` builds Rust once; benchmarks link the release build.
-.PHONY: header deps-go test-c test-go bench-go
+.PHONY: header deps-go test-c test-go bench-go go-module
 
 DEPS_TARGETS += deps-go
 TEST_TARGETS += test-c test-go
@@ -22,7 +22,7 @@ GO_COLLECTOR := TELEMETRY_COLLECTOR_BIN=$(CARGO_TARGET_DIR)/debug/telemetry-coll
 # The tests that build whole programs (the READMEs' Go blocks, a module outside the
 # repository, the crashing example as a child process): they prove nothing more under
 # GOGC=1, where they would only run slower.
-GO_PROGRAM_TESTS := ^Test(Readme|Module|CrashingProgram)
+GO_PROGRAM_TESTS := ^Test(Readme|Module|PrebuiltModule|CrashingProgram)
 # The Go package links the library by a path relative to its own directory, in this
 # checkout's target/ (bindings/go/telemetry/link_*.go). A cargo target dir elsewhere would
 # leave it nothing to link, or a stale library.
@@ -34,6 +34,27 @@ define check-go-target
 		echo "CARGO_TARGET_DIR=$(CARGO_TARGET_DIR), but the Go package links $(GO_LINKED_TARGET)/{debug,release}/libtelemetry_ffi.a:"; \
 		echo "unset CARGO_TARGET_DIR or point it at $(GO_LINKED_TARGET) (bindings/go/README.md)"; exit 1; }
 endef
+
+# `make go-module`: the module an integrator `go get`s, with telemetry-core prebuilt for this
+# platform under telemetry/lib/<goos>_<goarch>/ (scripts/go-module.sh; bindings/go/README.md,
+# "Releasing the Go module"), in a directory outside the source tree. release (the default)
+# builds the static library on its own, `cargo rustc --crate-type staticlib`, so fat LTO
+# applies to it (with the rlib and cdylib beside it, it is not); that takes minutes here.
+# dev reuses the workspace's debug build (make test-go). GO_MODULE_EXTRA_LIBS adds
+# platforms built elsewhere: "darwin_arm64=/path/libtelemetry_ffi.a ...".
+GO_MODULE_PROFILE ?= release
+GO_MODULE_DIR ?= $(CARGO_TARGET_DIR)/go-module/$(GO_MODULE_PROFILE)
+GO_MODULE_EXTRA_LIBS ?=
+GO_MODULE_DEV_DIR := $(CARGO_TARGET_DIR)/go-module/dev
+go_module_lib = $(CARGO_TARGET_DIR)/$(if $(filter dev,$(1)),debug,release)/libtelemetry_ffi.a
+
+go-module: deps-go ## The Go module with telemetry-core prebuilt (LTO staticlib), in target/go-module/<profile>, outside the sources (GO_MODULE_PROFILE=dev: the debug build)
+	@case "$(GO_MODULE_PROFILE)" in release|dev) ;; *) echo "GO_MODULE_PROFILE=$(GO_MODULE_PROFILE): release or dev"; exit 1;; esac
+	if [ "$(GO_MODULE_PROFILE)" = release ]; then \
+		$(CARGO) rustc --release -p telemetry-ffi --crate-type staticlib; \
+	else test -f $(FFI_DEBUG_LIB) || $(CARGO) build -p telemetry-ffi; fi
+	bash scripts/go-module.sh $(GO_MODULE_DIR) $(GO_MODULE_PROFILE) \
+		"$$($(GO) env GOOS)_$$($(GO) env GOARCH)=$(call go_module_lib,$(GO_MODULE_PROFILE))" $(GO_MODULE_EXTRA_LIBS)
 
 header: deps-rust ## Regenerate include/telemetry.h from crates/telemetry-ffi with cbindgen
 	TELEMETRY_WRITE_HEADER=1 $(CARGO) test -q -p telemetry-ffi --test header
@@ -66,7 +87,13 @@ test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs, a c
 	@unformatted="$$(cd $(GO_DIR) && gofmt -l .)"; [ -z "$$unformatted" ] || { echo "gofmt needed: $$unformatted"; exit 1; }
 	cd $(GO_DIR) && $(GO) vet -tags telemetry_ffi_debug ./...
 	cd $(GO_DIR)/bench && $(GO) vet ./...
-	cd $(GO_DIR) && $(GO_COLLECTOR) $(GO_TEST) -race ./...
+	# The build without cgo: every client off, saying why (telemetry/off_test.go).
+	cd $(GO_DIR) && CGO_ENABLED=0 $(GO) vet ./...
+	cd $(GO_DIR) && CGO_ENABLED=0 $(GO) test -count=1 ./telemetry
+	# The released module's shape, from the debug build (a release build takes minutes):
+	# prebuilt_module_test.go builds a program against it with no cargo on PATH.
+	bash scripts/go-module.sh $(GO_MODULE_DEV_DIR) dev "$$($(GO) env GOOS)_$$($(GO) env GOARCH)=$(FFI_DEBUG_LIB)"
+	cd $(GO_DIR) && $(GO_COLLECTOR) TELEMETRY_GO_MODULE=$(GO_MODULE_DEV_DIR) $(GO_TEST) -race ./...
 	cd $(GO_DIR) && $(GO_COLLECTOR) GOGC=1 GODEBUG=cgocheck=1 $(GO_TEST) -skip '$(GO_PROGRAM_TESTS)' ./...
 	mkdir -p $(CARGO_TARGET_DIR)/go
 	rm -f $(CARGO_TARGET_DIR)/go/chromalike

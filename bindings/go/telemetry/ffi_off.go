@@ -83,10 +83,10 @@ var offDecision = func() []byte {
 	}
 	source := Source{Kind: "build", Name: name, Value: &value, Says: "off"}
 	d := Decision{
-		Enabled:     false,
-		DecidedBy:   &Source{Kind: source.Kind, Name: source.Name, Value: &value},
-		Sources:     []Source{source},
-		Warnings:    []string{},
+		Enabled:   false,
+		DecidedBy: &Source{Kind: source.Kind, Name: source.Name, Value: &value},
+		Sources:   []Source{source},
+		Warnings:  []string{},
 		// Shaped like the core's explanations: the verdict and why, then the source read.
 		Explanation: linkedNot() + "\n  build        " + name + ": " + value,
 	}
