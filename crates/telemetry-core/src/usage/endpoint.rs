@@ -50,17 +50,15 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
+            // Two hex digits exactly: `u8::from_str_radix` alone would also take a sign
+            // (`%+9` as a tab), which no form decoder does.
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push((hex(bytes[i + 1]) << 4) | hex(bytes[i + 2]));
+                i += 2;
             }
             b => out.push(b),
         }
@@ -183,8 +181,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_signed_escape_is_not_a_boolean() {
+        let usage = Usage::standalone("myapp", "1.0");
+        let r = handle(&usage, "/telemetry", "anonymiz%65=%+9true");
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("anonymize"));
+    }
+
+    #[test]
     fn queries_are_decoded_and_checked() {
         assert_eq!(decode("a%20b+c%zz%4"), "a b c%zz%4");
+        // Not an escape: a sign is not a hex digit (found by the usage_query fuzz target,
+        // fuzz/regressions/usage_query/plus-sign-in-percent-escape.bin).
+        assert_eq!(decode("%+9true"), "% 9true");
+        assert_eq!(decode("%-1%C3%A9"), "%-1é");
         assert_eq!(level("6"), Ok(4));
         assert_eq!(level("99999999999999999999999"), Ok(4));
         assert!(level("1.5").is_err() && level("").is_err() && level("-1").is_err());
