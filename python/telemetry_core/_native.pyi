@@ -5,7 +5,7 @@ errors to one exception root. Users import ``telemetry_core``, never this module
 """
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Literal, TypeVar, final
@@ -43,6 +43,7 @@ __all__ = [
     "anonymize_value",
     "extract_traceparent",
     "parse_bool",
+    "run_cli",
     "should_sample",
 ]
 
@@ -589,6 +590,13 @@ def anonymize_value(
 def parse_bool(value: str) -> bool | None:
     """Parses a boolean the way every consent source does: `1 true yes on` / `0 false no off`,
     case-insensitive and trimmed; empty means None (unset); anything else raises ValueError."""
+
+def run_cli(argv: Sequence[str], profile: str | None = None) -> int:
+    """Runs the `telemetry` command line `argv` (`argv[0]` is the program name shown in
+    usage and remarks) on the process's stdout and stderr and returns its exit status: 0
+    success, 1 failure, 2 usage error. `profile` fixes the profile (a name, or a generic
+    profile's JSON) for an integrator's own command. Raises ConfigurationError for a
+    profile the core refuses. The GIL is released while the command runs."""
 
 def _python_exiting() -> None:
     """Called from the `atexit` hook, after every client was shut down."""

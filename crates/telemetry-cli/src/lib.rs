@@ -108,16 +108,13 @@ pub fn parse_profile(spec: &str) -> Result<Profile, String> {
     }
 }
 
-/// The program's name from `argv[0]`, as clap shows it: the file name of a path, the
-/// text itself otherwise (`python -m telemetry_core`).
+/// The program's name from `argv[0]`, as clap shows it: the file name of a path
+/// (`/venv/bin/telemetry`), or the text (`python3 -m telemetry_core`).
 fn program_name(arg0: Option<&OsString>) -> String {
     let Some(arg0) = arg0 else {
         return "telemetry".into();
     };
     let text = arg0.to_string_lossy();
-    if text.contains(' ') {
-        return text.into_owned();
-    }
     std::path::Path::new(&*text)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())

@@ -24,6 +24,7 @@ use telemetry_core::anonymize::{self, LocalNames, PropertyKind};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod capture_fn;
+mod cli;
 mod client;
 mod convert;
 mod crash;
@@ -146,6 +147,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(traces::_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(anonymize_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_bool, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(logging::_python_exiting, m)?)?;
     m.add_function(wrap_pyfunction!(crash::_prepare_error_reports, m)?)?;
     Ok(())
