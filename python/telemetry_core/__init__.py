@@ -16,10 +16,16 @@ has traces for the operator's OpenTelemetry collector in the shape of Chroma's m
 Importing this package imports nothing else: integrations
 (``telemetry_core.integrations.chroma``, ``.cli``), ``telemetry_core.usage`` and
 ``telemetry_core.opentelemetry`` are imported by name.
+
+Where the native module cannot be loaded (no wheel for the platform, a broken install),
+the package still imports and every client is off: ``NATIVE_IMPORT_ERROR`` says why
+(None when it loaded), and so does every client's ``decision``.
 """
 
+# First: the native module, or the stand-in that keeps every client off without it.
 from telemetry_core._client import Client, Decision, Stats
 from telemetry_core._event import KINDS, TelemetryEvent
+from telemetry_core._load import NATIVE_IMPORT_ERROR
 from telemetry_core._native import (
     CORE_VERSION,
     ConfigurationError,
@@ -33,6 +39,7 @@ from telemetry_core._settings import MissingProductWarning, Settings
 __all__ = [
     "CORE_VERSION",
     "KINDS",
+    "NATIVE_IMPORT_ERROR",
     "Client",
     "ConfigurationError",
     "Decision",
