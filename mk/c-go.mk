@@ -118,8 +118,9 @@ test-go: build deps-go ## Go: gofmt, vet, tests with -race (README programs, a c
 		{ echo "usagelike did not time its requests or report them:"; cat $(CARGO_TARGET_DIR)/go/usagelike.out $(CARGO_TARGET_DIR)/go/usagelike.log; exit 1; }
 	@echo "test-go: usagelike timed its own requests and served them at /metrics"
 
-bench-go: deps-go ## Go Capture on/off beside posthog-go and an empty function; Timing beside client_golang's Histogram
-	$(CARGO) build --release -p telemetry-ffi
+bench-go: deps-go ## Go Capture off beside an empty function, on (sustained and drop path) beside posthog-go; Timing beside client_golang's Histogram
+	# The library as it ships (make go-module builds the same): the staticlib on its own, LTO.
+	$(CARGO) rustc --release -p telemetry-ffi --crate-type staticlib
 	$(check-go-target)
 	cd $(GO_DIR)/bench && $(GO) test -count=1 -run '^$$' -bench . -benchtime=2s -benchmem | tee bench.out
 	# One call into the library per recording, for comparison (needs the package's internals).
