@@ -623,7 +623,8 @@ func decodeExact(text []byte, v any) error {
 	return nil
 }
 
-// Version is the library's (telemetry-core's) version.
+// Version is the library's (telemetry-core's) version; empty in a build without it
+// (CGO_ENABLED=0, or a platform the module carries no library for).
 func Version() string { return coreVersion() }
 
 // anonymize runs the library's anonymization of one value; the test vectors use it.

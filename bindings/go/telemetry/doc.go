@@ -65,7 +65,15 @@
 //	defer span.End()
 //	http := &http.Client{Transport: client.HTTPTransport(nil)}
 //
-// Building: the package links target/release/libtelemetry_ffi.a from the repository root
-// (cargo build --release -p telemetry-ffi); with -tags telemetry_ffi_debug it links the
-// debug build instead, as `make test` does.
+// Building: a released module carries the library prebuilt per platform
+// (telemetry/lib/<goos>_<goarch>/, made by `make go-module`), so go build needs only cgo
+// and a C compiler. From a checkout, the package links target/release/libtelemetry_ffi.a
+// from the repository root (cargo build --release -p telemetry-ffi); with -tags
+// telemetry_ffi_debug it links the debug build instead, as `make test` does. Without cgo
+// (CGO_ENABLED=0), or on a platform the module carries no library for, the package builds
+// all the same and every client is off, its Decision saying why:
+//
+//	client, _ := telemetry.New(telemetry.WithProduct("myapp", "1.2.0"))
+//	fmt.Println(client.Enabled()) // false
+//	fmt.Println(client.Decision()) // this program was built without cgo (CGO_ENABLED=0), ...
 package telemetry
