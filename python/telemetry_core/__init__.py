@@ -22,10 +22,13 @@ the package still imports and every client is off: ``NATIVE_IMPORT_ERROR`` says 
 (None when it loaded), and so does every client's ``decision``.
 """
 
-# First: the native module, or the stand-in that keeps every client off without it.
+# First: the native module, or the stand-in that keeps every client off without it. The
+# split keeps isort from moving it after the modules that import `_native`.
+from telemetry_core._load import NATIVE_IMPORT_ERROR
+
+# isort: split
 from telemetry_core._client import Client, Decision, Stats
 from telemetry_core._event import KINDS, TelemetryEvent
-from telemetry_core._load import NATIVE_IMPORT_ERROR
 from telemetry_core._native import (
     CORE_VERSION,
     ConfigurationError,
