@@ -24,6 +24,27 @@ pub struct GrpcChannel {
     url: String,
 }
 
+/// The export headers as gRPC metadata. A name ending `-bin` is binary metadata in gRPC
+/// (tonic refuses it as ASCII): its value's bytes are sent base64-encoded, as grpc-go (the
+/// OpenTelemetry Go SDK's exporter) sends them, instead of being dropped unseen. The
+/// configuration already kept only valid HTTP header names and values.
+fn metadata(headers: &[(String, String)]) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    for (k, v) in headers {
+        if k.ends_with("-bin") {
+            if let Ok(key) = MetadataKey::from_bytes(k.as_bytes()) {
+                metadata.insert_bin(key, MetadataValue::from_bytes(v.as_bytes()));
+            }
+        } else if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_str(k),
+            MetadataValue::try_from(v.as_str()),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+    metadata
+}
+
 impl GrpcChannel {
     /// A channel to `url` trusting `trust` for HTTPS; nothing connects until the first
     /// export.
@@ -49,15 +70,7 @@ impl GrpcChannel {
                 })
             }
         };
-        let mut metadata = MetadataMap::new();
-        for (k, v) in headers {
-            if let (Ok(k), Ok(v)) = (
-                MetadataKey::from_str(k),
-                MetadataValue::try_from(v.as_str()),
-            ) {
-                metadata.insert(k, v);
-            }
-        }
+        let metadata = metadata(headers);
         GrpcChannel {
             runtime,
             client,
@@ -148,4 +161,27 @@ fn connect(url: &str, trust: &Trust) -> Result<Channel, String> {
         endpoint
     };
     Ok(endpoint.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the otel_config fuzz target: a `-bin` header the configuration kept was
+    /// dropped silently by tonic's ASCII metadata.
+    #[test]
+    fn every_configured_header_becomes_metadata() {
+        let headers = [
+            ("api-key".to_string(), "caf\u{e9} 1".to_string()),
+            ("x-trace-bin".to_string(), "raw bytes".to_string()),
+        ];
+        let m = metadata(&headers);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m.get("api-key").unwrap().as_bytes(),
+            "caf\u{e9} 1".as_bytes()
+        );
+        let bin = m.get_bin("x-trace-bin").unwrap();
+        assert_eq!(bin.to_bytes().unwrap().as_ref(), b"raw bytes");
+    }
 }
