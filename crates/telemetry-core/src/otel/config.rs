@@ -648,22 +648,34 @@ pub fn resolve_with_trust(
             match serde_json::from_str::<BTreeMap<String, Value>>(&v) {
                 Ok(map) => {
                     let mut pairs = Vec::new();
-                    let mut bad = false;
+                    let mut bad = Vec::new();
                     for (k, val) in map {
                         match val {
                             Value::String(s) => pairs.push((k, s)),
                             Value::Number(_) | Value::Bool(_) => pairs.push((k, val.to_string())),
-                            _ => bad = true,
+                            _ => bad.push(format!("{k:?}")),
                         }
                     }
-                    if bad {
-                        r.warn(format!("{var_headers}={v:?} has a value that is not a string; those headers are ignored"));
+                    // Header values are secrets (API keys): warnings name headers, never
+                    // show values.
+                    if !bad.is_empty() {
+                        r.warn(format!(
+                            "{var_headers} has headers whose value is not a string ({}); they are ignored",
+                            bad.join(", ")
+                        ));
                     }
                     r.origins.insert("headers", Origin::Env(var_headers.clone()));
                     headers = Some(checked_headers(&mut r, &var_headers, pairs));
                 }
+                // Not `{e}`: serde_json's message quotes the value it did not expect.
                 Err(e) => r.warn(format!(
-                    "{var_headers}={v:?} is not a JSON object of strings ({e}); no headers are sent from it"
+                    "{var_headers} is not a JSON object of strings ({} error at line {} column {}; the value is not shown, it may hold secrets); no headers are sent from it",
+                    match e.classify() {
+                        serde_json::error::Category::Data => "type",
+                        _ => "syntax",
+                    },
+                    e.line(),
+                    e.column()
                 )),
             }
         }
@@ -676,7 +688,7 @@ pub fn resolve_with_trust(
             break;
         }
         if let Some(v) = r.var(name) {
-            let pairs = parse_key_values(&mut r, name, &v);
+            let pairs = parse_key_values(&mut r, name, &v, Shown::No);
             r.origins.insert("headers", Origin::Env(name.to_string()));
             headers = Some(checked_headers(&mut r, name, pairs));
         }
@@ -686,7 +698,7 @@ pub fn resolve_with_trust(
     // Resource attributes, then service.name on top of them.
     let mut resource = BTreeMap::new();
     if let Some(v) = r.var("OTEL_RESOURCE_ATTRIBUTES") {
-        for (k, val) in parse_key_values(&mut r, "OTEL_RESOURCE_ATTRIBUTES", &v) {
+        for (k, val) in parse_key_values(&mut r, "OTEL_RESOURCE_ATTRIBUTES", &v, Shown::Yes) {
             resource.insert(k, val);
         }
     }
@@ -944,11 +956,25 @@ fn export_url(url: &str, kind: EndpointKind, protocol: Protocol) -> String {
     format!("{trimmed}/v1/traces")
 }
 
+/// Whether a variable's entries may appear in a warning: resource attributes are shown
+/// anyway, header values never are.
+#[derive(Clone, Copy, PartialEq)]
+enum Shown {
+    Yes,
+    No,
+}
+
 /// `k=v,k2=v2` with percent-encoded values, as `OTEL_EXPORTER_OTLP_HEADERS` and
-/// `OTEL_RESOURCE_ATTRIBUTES` take them; an entry without `=` is a warning.
-fn parse_key_values(r: &mut Reader<'_>, name: &str, raw: &str) -> Vec<(String, String)> {
+/// `OTEL_RESOURCE_ATTRIBUTES` take them; an entry without `=` is a warning (quoting the
+/// entry only when `shown`: a header entry without `=` may be a bare secret).
+fn parse_key_values(
+    r: &mut Reader<'_>,
+    name: &str,
+    raw: &str,
+    shown: Shown,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for entry in raw.split(',') {
+    for (i, entry) in raw.split(',').enumerate() {
         let entry = entry.trim();
         if entry.is_empty() {
             continue;
@@ -957,8 +983,12 @@ fn parse_key_values(r: &mut Reader<'_>, name: &str, raw: &str) -> Vec<(String, S
             Some((k, v)) if !k.trim().is_empty() => {
                 out.push((percent_decode(k.trim()), percent_decode(v.trim())))
             }
-            _ => r.warn(format!(
+            _ if shown == Shown::Yes => r.warn(format!(
                 "{name} has {entry:?}, which is not key=value; it is ignored"
+            )),
+            _ => r.warn(format!(
+                "{name}: entry {} is not key=value (not shown: header values are secrets); it is ignored",
+                i + 1
             )),
         }
     }
@@ -1015,6 +1045,34 @@ mod tests {
         let c = chroma(MapEnvironment::new().with("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318/"));
         assert_eq!(c.endpoint.as_deref(), Some("http://h:4318/v1/traces"));
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
+    }
+
+    /// Found by the otel_config fuzz target: warnings quoted header variables whole,
+    /// secrets included (fuzz/regressions/otel_config/header-value-in-warning.bin).
+    #[test]
+    fn header_values_never_appear_in_warnings() {
+        for (name, value) in [
+            (
+                "CHROMA_OTEL_COLLECTION_HEADERS",
+                r#"{"api-key": ["s3cret"]}"#,
+            ),
+            ("CHROMA_OTEL_COLLECTION_HEADERS", r#"{"api-key": "s3cret""#),
+            ("CHROMA_OTEL_COLLECTION_HEADERS", r#""s3cret""#),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a,s3cret"),
+        ] {
+            let c = chroma(MapEnvironment::new().with(name, value));
+            assert_eq!(c.warnings.len(), 1, "{name}={value}: {:?}", c.warnings);
+            assert!(c.warnings[0].contains(name));
+            assert!(
+                !c.describe().contains("s3cret"),
+                "{name}={value}: {}",
+                c.describe()
+            );
+            assert!(!c.to_status_json().to_string().contains("s3cret"));
+        }
+        // Resource attributes are shown anyway; their warning quotes the entry.
+        let c = chroma(MapEnvironment::new().with("OTEL_RESOURCE_ATTRIBUTES", "a=b,oops"));
+        assert!(c.warnings[0].contains("\"oops\""));
     }
 
     #[test]
