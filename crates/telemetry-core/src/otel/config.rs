@@ -601,6 +601,16 @@ pub fn resolve_with_trust(
         }
     });
     let endpoint = endpoint.map(|(url, kind)| export_url(&url, kind, protocol));
+    if endpoint.is_some() {
+        let origin = r
+            .origins
+            .get("protocol")
+            .cloned()
+            .unwrap_or(Origin::Default);
+        if let Some(w) = grpc_unavailable(protocol, &origin, cfg!(feature = "grpc")) {
+            r.warn(w);
+        }
+    }
 
     // Certificate: the traces variable, the generic one, the client's ca_file. Read only
     // when there is somewhere to export to; an unreadable file is a warning and the next
@@ -845,6 +855,25 @@ pub fn resolve_with_trust(
     }
 }
 
+/// The warning for a gRPC export this build cannot make: the C library and the wheel leave
+/// gRPC out unless built with the `grpc` feature. Said when the configuration is read (in
+/// `telemetry status` and the trace configuration), not only as each export fails.
+fn grpc_unavailable(protocol: Protocol, origin: &Origin, grpc_compiled: bool) -> Option<String> {
+    if protocol != Protocol::Grpc || grpc_compiled {
+        return None;
+    }
+    let why = match origin {
+        Origin::Default => "the default for the product's endpoint variable".to_string(),
+        other => other.to_string(),
+    };
+    Some(format!(
+        "the protocol is grpc ({why}), but this build of telemetry-core has no gRPC support \
+         (the `grpc` feature): spans will not be exported; set \
+         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and the collector's HTTP endpoint \
+         (usually port 4318), or use a build with gRPC"
+    ))
+}
+
 fn number(r: &mut Reader<'_>, name: &str) -> Option<u64> {
     let v = r.var(name)?;
     match v.parse::<u64>() {
@@ -949,11 +978,13 @@ fn export_url(url: &str, kind: EndpointKind, protocol: Protocol) -> String {
     if protocol == Protocol::Grpc || kind == EndpointKind::StandardTraces {
         return url.to_string();
     }
-    let trimmed = url.trim_end_matches('/');
+    // The path ends before a query or a fragment, which stay after it.
+    let (base, rest) = url.split_at(url.find(['?', '#']).unwrap_or(url.len()));
+    let trimmed = base.trim_end_matches('/');
     if trimmed.ends_with("/v1/traces") {
-        return trimmed.to_string();
+        return format!("{trimmed}{rest}");
     }
-    format!("{trimmed}/v1/traces")
+    format!("{trimmed}/v1/traces{rest}")
 }
 
 /// Whether a variable's entries may appear in a warning: resource attributes are shown
@@ -1047,6 +1078,37 @@ mod tests {
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
     }
 
+    #[test]
+    fn a_grpc_export_without_grpc_compiled_is_explained() {
+        let w = grpc_unavailable(Protocol::Grpc, &Origin::Default, false).expect("a warning");
+        assert!(
+            w.contains("default for the product's endpoint variable"),
+            "{w}"
+        );
+        assert!(
+            w.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+            "{w}"
+        );
+        let env = Origin::Env("OTEL_EXPORTER_OTLP_PROTOCOL".into());
+        let w = grpc_unavailable(Protocol::Grpc, &env, false).expect("a warning");
+        assert!(w.contains("from OTEL_EXPORTER_OTLP_PROTOCOL"), "{w}");
+        assert_eq!(
+            grpc_unavailable(Protocol::Grpc, &Origin::Default, true),
+            None
+        );
+        assert_eq!(
+            grpc_unavailable(Protocol::HttpProtobuf, &Origin::Default, false),
+            None
+        );
+        // The build's own answer: a Chroma-style endpoint warns exactly when gRPC is missing.
+        let c =
+            chroma(MapEnvironment::new().with("CHROMA_OTEL_COLLECTION_ENDPOINT", "http://h:4317"));
+        assert_eq!(
+            c.warnings.iter().any(|w| w.contains("no gRPC support")),
+            !cfg!(feature = "grpc")
+        );
+    }
+
     /// Found by the otel_config fuzz target: warnings quoted header variables whole,
     /// secrets included (fuzz/regressions/otel_config/header-value-in-warning.bin).
     #[test]
@@ -1073,6 +1135,24 @@ mod tests {
         // Resource attributes are shown anyway; their warning quotes the entry.
         let c = chroma(MapEnvironment::new().with("OTEL_RESOURCE_ATTRIBUTES", "a=b,oops"));
         assert!(c.warnings[0].contains("\"oops\""));
+    }
+
+    /// Found by the otel_config fuzz target: `/v1/traces` went after the query
+    /// (fuzz/regressions/otel_config/traces-path-after-query.bin).
+    #[test]
+    fn the_traces_path_goes_before_a_query() {
+        for (given, sent) in [
+            ("http://h:4318/?x=1", "http://h:4318/v1/traces?x=1"),
+            (
+                "http://h:4318/otlp?q=1#f",
+                "http://h:4318/otlp/v1/traces?q=1#f",
+            ),
+            ("http://h:4318/v1/traces/?q", "http://h:4318/v1/traces?q"),
+            ("http://h:4318#f", "http://h:4318/v1/traces#f"),
+        ] {
+            let c = chroma(MapEnvironment::new().with("OTEL_EXPORTER_OTLP_ENDPOINT", given));
+            assert_eq!(c.endpoint.as_deref(), Some(sent), "{given}");
+        }
     }
 
     #[test]
