@@ -45,13 +45,16 @@ endef
 GO_MODULE_PROFILE ?= release
 GO_MODULE_DIR ?= $(CARGO_TARGET_DIR)/go-module/$(GO_MODULE_PROFILE)
 GO_MODULE_EXTRA_LIBS ?=
+# The library's default features (no gRPC export, docs/ARCHITECTURE.md "Decisions");
+# GO_MODULE_FEATURES="--features grpc" ships it with gRPC.
+GO_MODULE_FEATURES ?=
 GO_MODULE_DEV_DIR := $(CARGO_TARGET_DIR)/go-module/dev
 go_module_lib = $(CARGO_TARGET_DIR)/$(if $(filter dev,$(1)),debug,release)/libtelemetry_ffi.a
 
 go-module: deps-go ## The Go module with telemetry-core prebuilt (LTO staticlib), in target/go-module/<profile>, outside the sources (GO_MODULE_PROFILE=dev: the debug build)
 	@case "$(GO_MODULE_PROFILE)" in release|dev) ;; *) echo "GO_MODULE_PROFILE=$(GO_MODULE_PROFILE): release or dev"; exit 1;; esac
 	if [ "$(GO_MODULE_PROFILE)" = release ]; then \
-		$(CARGO) rustc --release -p telemetry-ffi --crate-type staticlib; \
+		$(CARGO) rustc --release -p telemetry-ffi $(GO_MODULE_FEATURES) --crate-type staticlib; \
 	else test -f $(FFI_DEBUG_LIB) || $(CARGO) build -p telemetry-ffi; fi
 	bash scripts/go-module.sh $(GO_MODULE_DIR) $(GO_MODULE_PROFILE) \
 		"$$($(GO) env GOOS)_$$($(GO) env GOARCH)=$(call go_module_lib,$(GO_MODULE_PROFILE))" $(GO_MODULE_EXTRA_LIBS)
