@@ -258,9 +258,13 @@ def median(xs: list[int]) -> int:
     return int(statistics.median(xs)) if xs else 0
 
 
-def sparkline(values: list[int]) -> str:
+def sparkline(values: list[int], width: int = 100) -> str:
+    """One character per sample, or per group of samples (their peak) beyond `width`."""
     if not values:
         return ""
+    if len(values) > width:
+        step = -(-len(values) // width)
+        values = [max(values[i : i + step]) for i in range(0, len(values), step)]
     lo, hi = min(values), max(values)
     span = max(hi - lo, 1)
     return "".join(SPARK[min(len(SPARK) - 1, (v - lo) * len(SPARK) // span)] for v in values)
@@ -596,7 +600,8 @@ def print_report(
             f"{r.get('settle_seconds', 0.0):>7.2f}s{c.child_peak_rss_kb:>16}{kid_settle:>10.2f}s"
         )
     width = 60.0 if SECONDS >= 300 else 10.0
-    print(f"\nCurves per {width:g} s (min/median/max), and the RSS sparkline of every sample")
+    print(f"\nCurves per {width:g} s (min/median/max), and an RSS sparkline (a sample a character,")
+    print("or the peak of each group of samples in long runs)")
     for c in clients:
         print(f"{c.tag}:")
         for name, key in (("rss KiB", "rss_kb"), ("fds", "fds"), ("threads", "threads")):
