@@ -1044,9 +1044,15 @@ fn checked_headers(
         let value_ok = ureq::http::HeaderValue::from_str(&v).is_ok();
         if name_ok && value_ok {
             out.push((k.to_ascii_lowercase(), v));
-        } else {
+        } else if name_ok {
             r.warn(format!(
-                "{from} has header {k:?}, which is not a valid HTTP header name and value; it is not sent"
+                "{from} has header {k:?}, whose value is not a valid HTTP header value; it is not sent"
+            ));
+        } else {
+            // An invalid name may be the whole header, secret included
+            // (`Authorization: Bearer abc=` read as name `Authorization: Bearer abc`).
+            r.warn(format!(
+                "{from} has a header whose name is not a valid HTTP header name (not shown: it may hold its value; write name=value); it is not sent"
             ));
         }
     }
@@ -1110,7 +1116,9 @@ mod tests {
     }
 
     /// Found by the otel_config fuzz target: warnings quoted header variables whole,
-    /// secrets included (fuzz/regressions/otel_config/header-value-in-warning.bin).
+    /// secrets included (fuzz/regressions/otel_config/header-value-in-warning.bin), and
+    /// invalid header names, which may be a whole `Name: value` header
+    /// (`header-value-in-invalid-name.bin`).
     #[test]
     fn header_values_never_appear_in_warnings() {
         for (name, value) in [
@@ -1121,6 +1129,11 @@ mod tests {
             ("CHROMA_OTEL_COLLECTION_HEADERS", r#"{"api-key": "s3cret""#),
             ("CHROMA_OTEL_COLLECTION_HEADERS", r#""s3cret""#),
             ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a,s3cret"),
+            // curl's syntax, with base64's padding: the name would be the secret.
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization: Bearer s3cret==",
+            ),
         ] {
             let c = chroma(MapEnvironment::new().with(name, value));
             assert_eq!(c.warnings.len(), 1, "{name}={value}: {:?}", c.warnings);
