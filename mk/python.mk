@@ -1,10 +1,11 @@
 # The Python package (crates/telemetry-py + python/telemetry_core), built by maturin into
 # a project venv at .venv with the shared CARGO_TARGET_DIR, so the core is compiled once
 # for Rust and Python alike.
-.PHONY: deps-python python-develop python-release test-python test-python-abi3 bench-python
+.PHONY: deps-python python-develop python-release test-python test-python-abi3 bench-python \
+	python-wheel-dev test-python-wheel test-python-sdist wheel
 
 DEPS_TARGETS += deps-python
-TEST_TARGETS += test-python test-python-abi3
+TEST_TARGETS += test-python test-python-abi3 test-python-wheel
 BENCH_TARGETS += bench-python
 
 PYTHON ?= python3
@@ -52,14 +53,17 @@ ABI3_PYTHONS ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9*/bin/python)) 
 	$(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.1[2-9]*/bin/python)))
 ABI3_DIR := $(CARGO_TARGET_DIR)/python-abi3
 
-test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 and the newest found
-	@if [ -z "$(strip $(ABI3_PYTHONS))" ]; then \
-		echo "test-python-abi3: skipped, no Python 3.9 or 3.12+ under $(PYENV_ROOT)"; exit 0; fi
+# Built the way `pip install .` builds it (pip, PEP 517, maturin from PyPI), with the dev
+# profile so it reuses this run's debug build; `make wheel` builds release. Once per make
+# run, for the abi3 venvs and the fresh-venv tests alike.
+python-wheel-dev: build deps-python
 	rm -rf $(ABI3_DIR)/wheel
-	# Built the way `pip install .` builds it (pip, PEP 517, maturin from PyPI), with the
-	# dev profile so it reuses this run's debug build; `make bench` builds release.
 	MATURIN_PEP517_ARGS="--profile dev" $(VPY) -m pip wheel -q --no-deps \
 		-w $(ABI3_DIR)/wheel $(ROOT)
+
+test-python-abi3: python-wheel-dev ## Python: the abi3 wheel under Python 3.9 and the newest found
+	@if [ -z "$(strip $(ABI3_PYTHONS))" ]; then \
+		echo "test-python-abi3: skipped, no Python 3.9 or 3.12+ under $(PYENV_ROOT)"; exit 0; fi
 	set -e; for py in $(ABI3_PYTHONS); do \
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		venv=$(ABI3_DIR)/venv-$$v; \
@@ -71,6 +75,43 @@ test-python-abi3: build deps-python ## Python: the abi3 wheel under Python 3.9 a
 			--rootdir $(ABI3_DIR) $(ROOT)/tests/python \
 			--ignore=$(ROOT)/tests/python/test_chroma.py); \
 	done
+
+# The wheel as an end user gets it (tests/python/test_wheel.py): installed into fresh venvs,
+# the `telemetry` console script and `python -m telemetry_core` against the Rust binary, the
+# fixture integrator package's `acme-telemetry`, an install without its native module.
+test-python-wheel: python-wheel-dev ## Python: the wheel in fresh venvs: its command against the Rust binary, an integrator's command, a broken install
+	TELEMETRY_WHEEL=$$(ls $(ABI3_DIR)/wheel/*.whl) $(VPY) -m pytest -q -p no:cacheprovider \
+		tests/python/test_wheel.py
+
+# Release artifacts (not in `make test`: a fat-LTO release build takes minutes): the abi3
+# wheel, linked by zig against glibc 2.28 so it is manylinux_2_28 whatever this machine's
+# glibc (2.36 here would make it manylinux_2_34), checked by auditwheel; the sdist, and a
+# wheel built from it by pip as `pip install telemetry-core` from source would.
+DIST_DIR := $(CARGO_TARGET_DIR)/wheels
+MANYLINUX ?= manylinux_2_28
+wheel: deps-python ## Python release artifacts in target/wheels: the abi3 manylinux_2_28 wheel (auditwheel show) and the sdist (built by pip)
+	$(VPY) -m pip install -q 'ziglang>=0.13,<1'
+	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	# The venv first on PATH: maturin runs zig as `python3 -m ziglang`.
+	PATH="$(VENV)/bin:$$PATH" $(MATURIN) build -q --release --zig --compatibility $(MANYLINUX) \
+		--sdist -o $(DIST_DIR)
+	$(VENV)/bin/auditwheel show $(DIST_DIR)/*.whl | tee $(DIST_DIR)/auditwheel.txt
+	# auditwheel wraps its lines; the tag it accepts must be manylinux_2_28 or older.
+	@tag=$$(tr -s ' \n' ' ' < $(DIST_DIR)/auditwheel.txt | \
+		grep -oE 'consistent with the following platform tag: "manylinux_2_[0-9]+' | \
+		grep -oE '[0-9]+$$'); \
+	if [ -n "$$tag" ] && [ "$$tag" -le 28 ]; then echo "wheel: auditwheel accepts manylinux_2_$$tag"; \
+	else echo "wheel: auditwheel does not accept it as manylinux_2_28 or older"; exit 1; fi
+	@ls -l $(DIST_DIR)/*.whl $(DIST_DIR)/*.tar.gz
+	$(MAKE) --no-print-directory test-python-sdist
+
+# The sdist as pip builds it (isolated, maturin from PyPI), then installed into a fresh
+# venv and imported, its command run. The dev profile and the shared target dir keep it
+# to a debug build of our own crates.
+test-python-sdist: deps-python
+	@test -f $(DIST_DIR)/telemetry_core-*.tar.gz || $(MATURIN) sdist -o $(DIST_DIR)
+	TELEMETRY_SDIST=$$(ls $(DIST_DIR)/telemetry_core-*.tar.gz) $(VPY) -m pytest -q \
+		-p no:cacheprovider tests/python/test_sdist.py
 
 bench-python: python-release ## Python: ours beside posthog-python, prometheus_client, opentelemetry-sdk and pure-Python floors
 	# A release collector: on 2 cores, a debug one would take CPU from the code measured.
