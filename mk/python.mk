@@ -5,7 +5,7 @@
 	python-wheel-dev test-python-wheel test-python-sdist wheel
 
 DEPS_TARGETS += deps-python
-TEST_TARGETS += test-python test-python-abi3 test-python-wheel
+TEST_TARGETS += test-python test-python-abi3 test-python-wheel test-python-sdist
 BENCH_TARGETS += bench-python
 
 PYTHON ?= python3
@@ -83,7 +83,8 @@ test-python-wheel: python-wheel-dev ## Python: the wheel in fresh venvs: its com
 	TELEMETRY_WHEEL=$$(ls $(ABI3_DIR)/wheel/*.whl) $(VPY) -m pytest -q -p no:cacheprovider \
 		tests/python/test_wheel.py
 
-# Release artifacts (not in `make test`: a fat-LTO release build takes minutes): the abi3
+# Release artifacts (not in `make test`: ~13 min here, a fat-LTO release build for zig's
+# target triple, which shares no build with the host's): the abi3
 # wheel, linked by zig against glibc 2.28 so it is manylinux_2_28 whatever this machine's
 # glibc (2.36 here would make it manylinux_2_34), checked by auditwheel; the sdist, and a
 # wheel built from it by pip as `pip install telemetry-core` from source would.
@@ -103,15 +104,19 @@ wheel: deps-python ## Python release artifacts in target/wheels: the abi3 manyli
 	if [ -n "$$tag" ] && [ "$$tag" -le 28 ]; then echo "wheel: auditwheel accepts manylinux_2_$$tag"; \
 	else echo "wheel: auditwheel does not accept it as manylinux_2_28 or older"; exit 1; fi
 	@ls -l $(DIST_DIR)/*.whl $(DIST_DIR)/*.tar.gz
-	$(MAKE) --no-print-directory test-python-sdist
+	$(call sdist-test,$(DIST_DIR))
 
-# The sdist as pip builds it (isolated, maturin from PyPI), then installed into a fresh
-# venv and imported, its command run. The dev profile and the shared target dir keep it
-# to a debug build of our own crates.
-test-python-sdist: deps-python
-	@test -f $(DIST_DIR)/telemetry_core-*.tar.gz || $(MATURIN) sdist -o $(DIST_DIR)
-	TELEMETRY_SDIST=$$(ls $(DIST_DIR)/telemetry_core-*.tar.gz) $(VPY) -m pytest -q \
-		-p no:cacheprovider tests/python/test_sdist.py
+# The sdist as pip builds it (isolated, maturin from PyPI), installed into a fresh venv,
+# imported and its command run (tests/python/test_sdist.py). In `make test` (~30 s): a
+# file or a path dependency the sdist leaves out breaks `pip install` on every platform
+# without a wheel, and nothing else would notice before a release. The dev profile and the
+# shared target dir keep it to a debug build of our own crates.
+sdist-test = TELEMETRY_SDIST=$$(ls $(1)/telemetry_core-*.tar.gz) $(VPY) -m pytest -q \
+	-p no:cacheprovider tests/python/test_sdist.py
+test-python-sdist: deps-python ## Python: a fresh sdist builds with pip install into a fresh venv and works
+	rm -rf $(ABI3_DIR)/sdist
+	$(MATURIN) sdist -o $(ABI3_DIR)/sdist >/dev/null
+	$(call sdist-test,$(ABI3_DIR)/sdist)
 
 bench-python: python-release ## Python: ours beside posthog-python, prometheus_client, opentelemetry-sdk and pure-Python floors
 	# A release collector: on 2 cores, a debug one would take CPU from the code measured.
