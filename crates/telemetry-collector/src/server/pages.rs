@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use log::error;
 use time::OffsetDateTime;
 
-use super::routes::error_response;
+use super::routes::{error_response, not_allowed};
 use super::session;
 use super::App;
 use crate::dashboard::{self, page, Params, View};
@@ -56,7 +56,8 @@ pub(crate) fn page_routes(app: Arc<App>) -> Router<Arc<App>> {
                 move |state: State<Arc<App>>, query: RawQuery, headers: HeaderMap| {
                     page(state, view, query, headers)
                 },
-            ),
+            )
+            .fallback(not_allowed("GET")),
         );
     }
     let views = views.layer(middleware::from_fn_with_state(
@@ -65,8 +66,16 @@ pub(crate) fn page_routes(app: Arc<App>) -> Router<Arc<App>> {
     ));
     Router::new()
         .merge(views)
-        .route("/login", get(login_form).post(login))
-        .route("/logout", axum::routing::post(logout))
+        .route(
+            "/login",
+            get(login_form)
+                .post(login)
+                .fallback(not_allowed("GET, POST")),
+        )
+        .route(
+            "/logout",
+            axum::routing::post(logout).fallback(not_allowed("POST")),
+        )
         .route(
             "/assets/favicon.svg",
             get(|| async {
@@ -77,7 +86,8 @@ pub(crate) fn page_routes(app: Arc<App>) -> Router<Arc<App>> {
                     ],
                     FAVICON,
                 )
-            }),
+            })
+            .fallback(not_allowed("GET")),
         )
         .route(
             "/assets/dashboard.css",
@@ -89,7 +99,8 @@ pub(crate) fn page_routes(app: Arc<App>) -> Router<Arc<App>> {
                     ],
                     STYLESHEET,
                 )
-            }),
+            })
+            .fallback(not_allowed("GET")),
         )
         .layer(middleware::from_fn(page_headers))
 }

@@ -141,7 +141,7 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn not_allowed(allowed: &'static str) -> MethodRouter<Arc<App>> {
+pub(crate) fn not_allowed(allowed: &'static str) -> MethodRouter<Arc<App>> {
     MethodRouter::new().fallback(move || async move {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
