@@ -88,9 +88,10 @@ test-python-wheel: python-wheel-dev ## Python: the wheel in fresh venvs: its com
 # wheel, linked by zig against glibc 2.28 so it is manylinux_2_28 whatever this machine's
 # glibc (2.36 here would make it manylinux_2_34), checked by auditwheel; the sdist, and a
 # wheel built from it by pip as `pip install telemetry-core` from source would.
-DIST_DIR := $(CARGO_TARGET_DIR)/wheels
+# Not target/wheels: maturin writes there by default, and other builds would mix in.
+DIST_DIR := $(CARGO_TARGET_DIR)/python-dist
 MANYLINUX ?= manylinux_2_28
-wheel: deps-python ## Python release artifacts in target/wheels: the abi3 manylinux_2_28 wheel (auditwheel show) and the sdist (built by pip)
+wheel: deps-python ## Python release artifacts in target/python-dist: the abi3 manylinux_2_28 wheel (auditwheel show) and the sdist (built by pip)
 	$(VPY) -m pip install -q 'ziglang>=0.13,<1'
 	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
 	# The venv first on PATH: maturin runs zig as `python3 -m ziglang`.

@@ -445,6 +445,7 @@ def test_public_names() -> None:
         "Decision",
         "InvalidEventError",
         "MissingProductWarning",
+        "NATIVE_IMPORT_ERROR",
         "Settings",
         "Stats",
         "TelemetryError",
@@ -453,3 +454,4 @@ def test_public_names() -> None:
         "UsageError",
     }
     assert "chromadb" not in sys.modules or "telemetry_core.integrations.chroma" in sys.modules
+    assert telemetry_core.NATIVE_IMPORT_ERROR is None  # the native module loaded here
