@@ -15,6 +15,10 @@ PY_REQUIREMENTS := tests/python/requirements.txt
 # Re-install only when the requirements change: the stamp is named after their hash.
 PY_STAMP := $(VENV)/.deps-$(shell sha256sum $(PY_REQUIREMENTS) 2>/dev/null | cut -c1-16)
 MATURIN := VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin
+# The builds the tests use carry gRPC export, which the trace tests exercise against the
+# OTLP receiver; the release wheel (`make wheel`) ships without it unless
+# WHEEL_FEATURES="--features grpc" (docs/ARCHITECTURE.md "Decisions").
+PY_TEST_FEATURES := --features grpc
 # The end-to-end tests start the real collector from here (and fail if it is missing).
 export TELEMETRY_COLLECTOR_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry-collector
 export TELEMETRY_CLI_BIN ?= $(CARGO_TARGET_DIR)/debug/telemetry
@@ -31,7 +35,7 @@ $(PY_STAMP): $(PY_REQUIREMENTS)
 	rm -f $(VENV)/.deps-* && touch $@
 
 python-develop: deps-python ## Build the extension (debug) and install the package into .venv, editable
-	$(MATURIN) develop -q
+	$(MATURIN) develop -q $(PY_TEST_FEATURES)
 
 python-release: deps-python
 	$(MATURIN) develop -q --release
@@ -58,7 +62,7 @@ ABI3_DIR := $(CARGO_TARGET_DIR)/python-abi3
 # run, for the abi3 venvs and the fresh-venv tests alike.
 python-wheel-dev: build deps-python
 	rm -rf $(ABI3_DIR)/wheel
-	MATURIN_PEP517_ARGS="--profile dev" $(VPY) -m pip wheel -q --no-deps \
+	MATURIN_PEP517_ARGS="--profile dev $(PY_TEST_FEATURES)" $(VPY) -m pip wheel -q --no-deps \
 		-w $(ABI3_DIR)/wheel $(ROOT)
 
 test-python-abi3: python-wheel-dev ## Python: the abi3 wheel under Python 3.9 and the newest found
@@ -95,7 +99,7 @@ wheel: deps-python ## Python release artifacts in target/python-dist: the abi3 m
 	$(VPY) -m pip install -q 'ziglang>=0.13,<1'
 	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
 	# The venv first on PATH: maturin runs zig as `python3 -m ziglang`.
-	PATH="$(VENV)/bin:$$PATH" $(MATURIN) build -q --release --zig --compatibility $(MANYLINUX) \
+	PATH="$(VENV)/bin:$$PATH" $(MATURIN) build -q --release --zig --compatibility $(MANYLINUX) $(WHEEL_FEATURES) \
 		--sdist -o $(DIST_DIR)
 	$(VENV)/bin/auditwheel show $(DIST_DIR)/*.whl | tee $(DIST_DIR)/auditwheel.txt
 	# auditwheel wraps its lines; the tag it accepts must be manylinux_2_28 or older.
