@@ -36,25 +36,112 @@ const API_KEY: &str = "phc_fuzz";
 
 /// Segments of real routes, their near-misses, and path tricks.
 const SEGMENTS: &[&str] = &[
-    "api", "events", "summary", "usage", "errors", "stats", "instances", "batch", "capture",
-    "e", "i", "v0", "track", "health", "login", "logout", "assets", "dashboard.css",
-    "favicon.svg", "versions", "environment", "crashes", "ids", "products", "properties",
-    "properties.csv", "events.csv", "usage.csv", "ids.csv", "instance-1", "..", ".", "",
-    "%2e%2e", "%2F", "%61pi", "API", "Batch", "%00", "%ff", "%C3%A9", "a b", "*", "~",
-    "index.html", "metrics", "telemetry", "%", "%%", ";", ":", "@",
+    "api",
+    "events",
+    "summary",
+    "usage",
+    "errors",
+    "stats",
+    "instances",
+    "batch",
+    "capture",
+    "e",
+    "i",
+    "v0",
+    "track",
+    "health",
+    "login",
+    "logout",
+    "assets",
+    "dashboard.css",
+    "favicon.svg",
+    "versions",
+    "environment",
+    "crashes",
+    "ids",
+    "products",
+    "properties",
+    "properties.csv",
+    "events.csv",
+    "usage.csv",
+    "ids.csv",
+    "instance-1",
+    "..",
+    ".",
+    "",
+    "%2e%2e",
+    "%2F",
+    "%61pi",
+    "API",
+    "Batch",
+    "%00",
+    "%ff",
+    "%C3%A9",
+    "a b",
+    "*",
+    "~",
+    "index.html",
+    "metrics",
+    "telemetry",
+    "%",
+    "%%",
+    ";",
+    ":",
+    "@",
 ];
 
 /// Query names the handlers read, and some they do not.
 const QUERY_NAMES: &[&str] = &[
-    "event", "distinct_id", "limit", "product", "range", "from", "to", "table", "next",
-    "compression", "api_key", "ver", "property", "version", "os", "_", "ip", "",
+    "event",
+    "distinct_id",
+    "limit",
+    "product",
+    "range",
+    "from",
+    "to",
+    "table",
+    "next",
+    "compression",
+    "api_key",
+    "ver",
+    "property",
+    "version",
+    "os",
+    "_",
+    "ip",
+    "",
 ];
 
 const QUERY_VALUES: &[&str] = &[
-    "", "1", "0", "-1", "18446744073709551616", "gzip-js", "base64", "lz64", "phc_fuzz",
-    "7", "30", "90", "all", "custom", "2024-01-01", "2024-13-40", "9999-12-31",
-    "0000-01-01", "/versions", "//evil.example", "https://evil.example/", "/\\evil",
-    "%0d%0aSet-Cookie:%20x", "server_start", "installs", "%ZZ", "+", "%2B", "a%00b",
+    "",
+    "1",
+    "0",
+    "-1",
+    "18446744073709551616",
+    "gzip-js",
+    "base64",
+    "lz64",
+    "phc_fuzz",
+    "7",
+    "30",
+    "90",
+    "all",
+    "custom",
+    "2024-01-01",
+    "2024-13-40",
+    "9999-12-31",
+    "0000-01-01",
+    "/versions",
+    "//evil.example",
+    "https://evil.example/",
+    "/\\evil",
+    "%0d%0aSet-Cookie:%20x",
+    "server_start",
+    "installs",
+    "%ZZ",
+    "+",
+    "%2B",
+    "a%00b",
 ];
 
 const CONTENT_TYPES: &[&str] = &[
@@ -66,7 +153,15 @@ const CONTENT_TYPES: &[&str] = &[
     "",
 ];
 
-const CONTENT_ENCODINGS: &[&str] = &["gzip", "identity", "br", "deflate", "GZIP", "gzip, gzip", ""];
+const CONTENT_ENCODINGS: &[&str] = &[
+    "gzip",
+    "identity",
+    "br",
+    "deflate",
+    "GZIP",
+    "gzip, gzip",
+    "",
+];
 
 const HOSTS: &[&str] = &[
     "localhost",
@@ -137,9 +232,7 @@ fn sign_in(world: &World) -> String {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(format!("token={TOKEN}&next=%2F")))
         .unwrap();
-    let response = world
-        .runtime
-        .block_on(world.targets[0].app.handle(request));
+    let response = world.runtime.block_on(world.targets[0].app.handle(request));
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set = response
         .headers()
@@ -240,9 +333,21 @@ fn query(u: &mut Unstructured<'_>) -> Result<Option<String>> {
     for _ in 0..n {
         let k = word_or_bytes(u, QUERY_NAMES)?;
         let v = word_or_bytes(u, QUERY_VALUES)?;
-        let k = if u.ratio(1, 2)? { percent_encode_some(u, &k)? } else { k };
-        let v = if u.ratio(1, 2)? { percent_encode_some(u, &v)? } else { v };
-        parts.push(if u.ratio(1, 10)? { k } else { format!("{k}={v}") });
+        let k = if u.ratio(1, 2)? {
+            percent_encode_some(u, &k)?
+        } else {
+            k
+        };
+        let v = if u.ratio(1, 2)? {
+            percent_encode_some(u, &v)?
+        } else {
+            v
+        };
+        parts.push(if u.ratio(1, 10)? {
+            k
+        } else {
+            format!("{k}={v}")
+        });
     }
     Ok(Some(parts.join("&")))
 }
@@ -254,8 +359,9 @@ fn method(u: &mut Unstructured<'_>) -> Result<Method> {
         6 => Method::HEAD,
         7 => Method::DELETE,
         8 => Method::OPTIONS,
-        9 => [Method::PUT, Method::PATCH, Method::TRACE, Method::CONNECT][u.choose_index(4)?]
-            .clone(),
+        9 => {
+            [Method::PUT, Method::PATCH, Method::TRACE, Method::CONNECT][u.choose_index(4)?].clone()
+        }
         _ => {
             let len = u.int_in_range(1..=12)?;
             match Method::from_bytes(u.bytes(len)?) {
@@ -338,7 +444,11 @@ fn headers(
         add(request, "origin", "https://site.example".into());
         if u.ratio(1, 2)? {
             add(request, "access-control-request-method", "POST".into());
-            add(request, "access-control-request-headers", "content-type".into());
+            add(
+                request,
+                "access-control-request-headers",
+                "content-type".into(),
+            );
         }
     }
     if u.ratio(1, 2)? {
@@ -442,7 +552,9 @@ fn run(data: &[u8]) -> Result<()> {
         *world.session.lock().unwrap() = sign_in(world);
     }
     // Keep memory flat: every so often, forget what was stored.
-    let runs = world.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let runs = world
+        .runs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if runs % 4096 == 4095 {
         for t in &world.targets {
             t.app

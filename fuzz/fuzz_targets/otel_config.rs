@@ -55,7 +55,15 @@ const ENDPOINTS: &[&str] = &[
     "http://h:4318/v1/traces?",
 ];
 
-const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json", "http/proto", "GRPC", "http", "h2"];
+const PROTOCOLS: &[&str] = &[
+    "grpc",
+    "http/protobuf",
+    "http/json",
+    "http/proto",
+    "GRPC",
+    "http",
+    "h2",
+];
 const BOOLS: &[&str] = &["true", "false", "TRUE", "False", "1", "0", "yes", ""];
 const SAMPLERS: &[&str] = &[
     "always_on",
@@ -68,11 +76,41 @@ const SAMPLERS: &[&str] = &[
     "ParentBased_TraceIdRatio",
 ];
 const RATIOS: &[&str] = &[
-    "0", "1", "0.5", "-0", "-0.1", "1.0000001", "NaN", "inf", "-inf", "1e-320", "0x1", "",
-    " 0.25 ", "5e-1",
+    "0",
+    "1",
+    "0.5",
+    "-0",
+    "-0.1",
+    "1.0000001",
+    "NaN",
+    "inf",
+    "-inf",
+    "1e-320",
+    "0x1",
+    "",
+    " 0.25 ",
+    "5e-1",
 ];
-const NUMBERS: &[&str] = &["0", "1", "512", "2048", "-1", "18446744073709551615", "18446744073709551616", "1.5", " 7 "];
-const GRANULARITIES: &[&str] = &["none", "operation", "operation_and_segment", "all", "ALL", "segment", "debug"];
+const NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "512",
+    "2048",
+    "-1",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1.5",
+    " 7 ",
+];
+const GRANULARITIES: &[&str] = &[
+    "none",
+    "operation",
+    "operation_and_segment",
+    "all",
+    "ALL",
+    "segment",
+    "debug",
+];
 const COMPRESSIONS: &[&str] = &["gzip", "none", "GZIP", "zstd", ""];
 const CERTIFICATES: &[&str] = &["/nonexistent/ca.pem", "/dev/null", "/", "/proc/self/status"];
 
@@ -121,7 +159,13 @@ fn key_values(u: &mut Unstructured<'_>, json: bool) -> Result<String> {
         let sep = if u.ratio(1, 8)? { ";" } else { "," };
         Ok(pairs
             .iter()
-            .map(|(k, v)| if u.ratio(1, 10).unwrap_or(false) { format!("{k}{v}") } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if u.ratio(1, 10).unwrap_or(false) {
+                    format!("{k}{v}")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(sep))
     }
@@ -198,7 +242,11 @@ fn settings(u: &mut Unstructured<'_>) -> Result<OtelSettings> {
         protocol: opt_word(u, PROTOCOLS)?,
         sampler: opt_word(u, SAMPLERS)?,
         sampler_arg: opt_word(u, RATIOS)?,
-        disabled: if u.ratio(1, 8)? { Some(u.arbitrary()?) } else { None },
+        disabled: if u.ratio(1, 8)? {
+            Some(u.arbitrary()?)
+        } else {
+            None
+        },
         compression: opt_word(u, COMPRESSIONS)?,
         ..OtelSettings::default()
     };
@@ -270,7 +318,9 @@ fn run(data: &[u8]) -> Result<()> {
     assert_eq!(c, again, "the same inputs resolved differently");
 
     if let Some(e) = &c.endpoint {
-        let uri: Uri = e.parse().unwrap_or_else(|err| panic!("endpoint {e:?} does not parse: {err}"));
+        let uri: Uri = e
+            .parse()
+            .unwrap_or_else(|err| panic!("endpoint {e:?} does not parse: {err}"));
         let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
         assert!(
             matches!(scheme.as_deref(), Some("http" | "https")),
@@ -294,16 +344,27 @@ fn run(data: &[u8]) -> Result<()> {
     }
     for (k, v) in &c.headers {
         assert_eq!(*k, k.to_ascii_lowercase(), "header name {k:?}");
-        assert!(HeaderName::from_bytes(k.as_bytes()).is_ok(), "header name {k:?}");
-        assert!(HeaderValue::from_str(v).is_ok(), "header {k:?} value not valid");
-        assert!(!v.contains(['\r', '\n', '\0']), "header {k:?} holds CR, LF or NUL");
+        assert!(
+            HeaderName::from_bytes(k.as_bytes()).is_ok(),
+            "header name {k:?}"
+        );
+        assert!(
+            HeaderValue::from_str(v).is_ok(),
+            "header {k:?} value not valid"
+        );
+        assert!(
+            !v.contains(['\r', '\n', '\0']),
+            "header {k:?} holds CR, LF or NUL"
+        );
         // Over gRPC, tonic's ASCII metadata value is `HeaderValue::from_str` (checked
         // above) and a `-bin` name is sent as binary metadata (otel/grpc.rs, whose unit
         // test holds what this target once found: such a header dropped unseen).
     }
     match c.sampler {
         Sampler::TraceIdRatio { ratio } => assert!(ratio_ok(ratio), "ratio {ratio}"),
-        Sampler::ParentBased { root: RootSampler::TraceIdRatio { ratio } } => {
+        Sampler::ParentBased {
+            root: RootSampler::TraceIdRatio { ratio },
+        } => {
             assert!(ratio_ok(ratio), "ratio {ratio}")
         }
         _ => {}
@@ -314,8 +375,13 @@ fn run(data: &[u8]) -> Result<()> {
     if c.is_active() {
         assert!(c.endpoint.is_some());
     }
-    let granularity_set = settings.granularity.as_deref().is_some_and(|g| Granularity::parse(g).is_some())
-        || set.iter().any(|n| n.starts_with(&prefix) && n.ends_with("OTEL_GRANULARITY"));
+    let granularity_set = settings
+        .granularity
+        .as_deref()
+        .is_some_and(|g| Granularity::parse(g).is_some())
+        || set
+            .iter()
+            .any(|n| n.starts_with(&prefix) && n.ends_with("OTEL_GRANULARITY"));
     if c.endpoint.is_none() && !granularity_set {
         assert_eq!(c.granularity, Granularity::None);
     }
@@ -338,18 +404,21 @@ fn run(data: &[u8]) -> Result<()> {
     .iter()
     .flatten()
     .any(|s| s.contains(SECRET))
-        || settings.resource_attributes.iter().any(|(k, v)| k.contains(SECRET) || v.contains(SECRET))
-        || settings.headers.iter().flatten().any(|(k, _)| k.contains(SECRET))
+        || settings
+            .resource_attributes
+            .iter()
+            .any(|(k, v)| k.contains(SECRET) || v.contains(SECRET))
+        || settings
+            .headers
+            .iter()
+            .flatten()
+            .any(|(k, _)| k.contains(SECRET))
         || set.iter().any(|n| {
-            !n.ends_with("HEADERS")
-                && env_value(&env, n).is_some_and(|v| v.contains(SECRET))
+            !n.ends_with("HEADERS") && env_value(&env, n).is_some_and(|v| v.contains(SECRET))
         });
     let shown = format!("{}\n{}\n{:?}", c.to_status_json(), c.describe(), c.warnings);
     if !planted_elsewhere {
-        assert!(
-            !shown.contains(SECRET),
-            "a header value is shown:\n{shown}"
-        );
+        assert!(!shown.contains(SECRET), "a header value is shown:\n{shown}");
     }
     Ok(())
 }

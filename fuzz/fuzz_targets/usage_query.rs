@@ -34,7 +34,10 @@ fn usage() -> &'static Usage {
             .build()
             .expect("a timing family");
         timing
-            .record(&["GET /x", PRIVATE_LABEL], std::time::Duration::from_millis(3))
+            .record(
+                &["GET /x", PRIVATE_LABEL],
+                std::time::Duration::from_millis(3),
+            )
             .expect("recorded");
         let counter = usage
             .counter("points")
@@ -55,17 +58,60 @@ fn usage() -> &'static Usage {
 }
 
 const PATHS: &[&str] = &[
-    "/telemetry", "/metrics", "/telemetry/", "/metrics//", "/Telemetry", "/telemetry/x",
-    "telemetry", "/", "", "//telemetry", "/telemetry%2F", "/metrics?",
+    "/telemetry",
+    "/metrics",
+    "/telemetry/",
+    "/metrics//",
+    "/Telemetry",
+    "/telemetry/x",
+    "telemetry",
+    "/",
+    "",
+    "//telemetry",
+    "/telemetry%2F",
+    "/metrics?",
 ];
 const NAMES: &[&str] = &[
-    "details_level", "anonymize", "details%5Flevel", "anonymiz%65", "details_level+",
-    "%64etails_level", "level", "", "ANONYMIZE",
+    "details_level",
+    "anonymize",
+    "details%5Flevel",
+    "anonymiz%65",
+    "details_level+",
+    "%64etails_level",
+    "level",
+    "",
+    "ANONYMIZE",
 ];
 const VALUES: &[&str] = &[
-    "0", "1", "2", "3", "4", "5", "99999999999999999999999", "-1", "1.5", "", "+1", "%31",
-    "true", "false", "TRUE", "yes", "no", "on", "off", " true ", "+true+", "%20true",
-    "tru", "%+9true", "%0", "%", "%zz", "%C3%A9", "١",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "99999999999999999999999",
+    "-1",
+    "1.5",
+    "",
+    "+1",
+    "%31",
+    "true",
+    "false",
+    "TRUE",
+    "yes",
+    "no",
+    "on",
+    "off",
+    " true ",
+    "+true+",
+    "%20true",
+    "tru",
+    "%+9true",
+    "%0",
+    "%",
+    "%zz",
+    "%C3%A9",
+    "١",
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "get", "OPTIONS", "DELETE", ""];
 
@@ -130,7 +176,11 @@ fn expected(method: &str, path: &str, query: &str) -> (u16, Option<String>, u8, 
                 return (400, Some("details_level".into()), 0, false);
             }
             let digits = v.trim_start_matches('0');
-            level = if digits.len() > 1 { 4 } else { digits.parse::<u8>().unwrap_or(0).min(4) };
+            level = if digits.len() > 1 {
+                4
+            } else {
+                digits.parse::<u8>().unwrap_or(0).min(4)
+            };
         } else {
             match boolean(&v) {
                 Some(b) => anonymize = b,
@@ -202,7 +252,10 @@ fn run(data: &[u8]) -> Result<()> {
         assert_eq!(r.content_type, endpoint::PROMETHEUS_CONTENT_TYPE);
         assert!(r.body.contains("fuzzapp_rest_requests_seconds_count"));
         if anonymize {
-            assert!(!r.body.contains(PRIVATE_LABEL), "anonymized exposition holds a label");
+            assert!(
+                !r.body.contains(PRIVATE_LABEL),
+                "anonymized exposition holds a label"
+            );
         }
     }
     Ok(())
