@@ -53,6 +53,9 @@ fn every_405_says_what_is_allowed_in_json() {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert!(json["error"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            json["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
     }
 }
