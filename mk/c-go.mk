@@ -55,7 +55,7 @@ go-module: deps-go ## The Go module with telemetry-core prebuilt (LTO staticlib)
 	@case "$(GO_MODULE_PROFILE)" in release|dev) ;; *) echo "GO_MODULE_PROFILE=$(GO_MODULE_PROFILE): release or dev"; exit 1;; esac
 	if [ "$(GO_MODULE_PROFILE)" = release ]; then \
 		$(CARGO) rustc --release -p telemetry-ffi $(GO_MODULE_FEATURES) --crate-type staticlib; \
-	else test -f $(FFI_DEBUG_LIB) || $(CARGO) build -p telemetry-ffi; fi
+	else test -f $(FFI_DEBUG_LIB) || $(CARGO) build --workspace --all-targets; fi
 	bash scripts/go-module.sh $(GO_MODULE_DIR) $(GO_MODULE_PROFILE) \
 		"$$($(GO) env GOOS)_$$($(GO) env GOARCH)=$(call go_module_lib,$(GO_MODULE_PROFILE))" $(GO_MODULE_EXTRA_LIBS)
 

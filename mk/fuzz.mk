@@ -28,7 +28,7 @@ fuzz: deps-fuzz ## Fuzz every target (cargo-fuzz, then Go's) for FUZZ_SECONDS ea
 	done
 	@# Go's own fuzzer over the JSON Capture hands to C (bindings/go/telemetry/fuzz_test.go),
 	@# on the workspace's debug library; its corpus stays in Go's cache.
-	@test -f $(FFI_DEBUG_LIB) || $(CARGO) build -q -p telemetry-ffi
+	@test -f $(FFI_DEBUG_LIB) || $(CARGO) build -q --workspace --all-targets
 	cd $(GO_DIR) && $(GO) test -count=1 -tags telemetry_ffi_debug -run '^$$' \
 		-fuzz FuzzEventJSONCrossesToC -fuzztime $(FUZZ_SECONDS)s ./telemetry
 
@@ -49,5 +49,7 @@ test-sanitizers: deps-fuzz ## LeakSanitizer on the Rust FFI tests (nightly) and 
 	RUSTFLAGS="-Zsanitizer=leak" RUSTDOCFLAGS="-Zsanitizer=leak" CARGO_TARGET_DIR=$(SANITIZER_TARGET_DIR) \
 		cargo +nightly test -p telemetry-ffi --target x86_64-unknown-linux-gnu
 	$(check-go-target)
-	$(CARGO) build -q -p telemetry-ffi -p telemetry-collector -p telemetry-cli -p otlp-receiver
+	# The workspace build, as `make build` makes it: a build of telemetry-ffi alone has no
+	# gRPC, and its staticlib would replace the one the Go tests link (mk/ship.mk).
+	$(CARGO) build -q --workspace --all-targets
 	cd $(GO_DIR) && $(GO_COLLECTOR) $(GO_TEST) -asan -skip '$(GO_PROGRAM_TESTS)' ./telemetry

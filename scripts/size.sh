@@ -22,10 +22,15 @@ bytes() { stat -c %s "$1"; }
 # Each library on its own (cargo rustc --crate-type): built together with the staticlib and
 # rlib, LTO would not apply to the shared library the same way, and the Go module ships the
 # staticlib built alone.
+# The two variants share one output file name (a cdylib's carries no hash): removing it
+# makes cargo link the variant asked for instead of taking the other's file as fresh.
+fresh_so() { rm -f "$target/release/libtelemetry_ffi.so" "$target/release/deps/libtelemetry_ffi.so"; }
 echo "size: C shared library, default features (events, usage statistics, crash reports, OTLP over HTTP)"
+fresh_so
 "$cargo" rustc -q --release -p telemetry-ffi --crate-type cdylib
 cp "$target/release/libtelemetry_ffi.so" "$out/libtelemetry_ffi.so"
 echo "size: C shared library with --features grpc"
+fresh_so
 "$cargo" rustc -q --release -p telemetry-ffi --features grpc --crate-type cdylib
 cp "$target/release/libtelemetry_ffi.so" "$out/libtelemetry_ffi-grpc.so"
 echo "size: the static library the Go module carries"
