@@ -957,7 +957,9 @@ fn checked_url(r: &mut Reader<'_>, from: &str, raw: &str) -> Option<String> {
             matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
                 && !rest.is_empty()
                 && !rest.starts_with('/')
-                && with_scheme.parse::<ureq::http::Uri>().is_ok()
+                && with_scheme
+                    .parse::<ureq::http::Uri>()
+                    .is_ok_and(|uri| uri.authority().is_some_and(reachable_authority))
         }
         None => false,
     };
@@ -969,6 +971,24 @@ fn checked_url(r: &mut Reader<'_>, from: &str, raw: &str) -> Option<String> {
         ));
         None
     }
+}
+
+/// Whether an authority names somewhere a request can go: a host (the URI grammar allows
+/// `http://:4318`, which no client can connect to) and, when a port is written, a number
+/// that fits one (`http://host:z8` parses as a URI too).
+fn reachable_authority(a: &ureq::http::uri::Authority) -> bool {
+    let host = a.host();
+    // What follows the host (after any `user@`): nothing, or `:` and the port. The port
+    // is read from the text, because `Authority::port` is `None` for one that is no number.
+    let host_port = a.as_str().rsplit('@').next().unwrap_or_default();
+    let port_ok = match host_port.strip_prefix(host) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok()),
+        None => false,
+    };
+    !host.is_empty() && port_ok
 }
 
 /// The URL requests go to. HTTP: a base endpoint (code, the product's variable,
@@ -1082,6 +1102,36 @@ mod tests {
         let c = chroma(MapEnvironment::new().with("OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318/"));
         assert_eq!(c.endpoint.as_deref(), Some("http://h:4318/v1/traces"));
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn an_endpoint_without_a_host_or_with_a_bad_port_is_a_warning() {
+        // `http://:z8` came from the otel_config fuzz target: the URI grammar accepts it.
+        for raw in [
+            "http://:z8",
+            "http://:4318",
+            ":4318",
+            "http://h:z8",
+            "h:99999",
+        ] {
+            let c = chroma(MapEnvironment::new().with("OTEL_EXPORTER_OTLP_ENDPOINT", raw));
+            assert_eq!(c.endpoint, None, "{raw:?} gave an endpoint");
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.contains("is not an http or https URL")),
+                "{raw:?}: {:?}",
+                c.warnings
+            );
+        }
+        for (raw, url) in [
+            ("h:4318", "http://h:4318/v1/traces"),
+            ("https://u@h", "https://u@h/v1/traces"),
+            ("http://[::1]:4318", "http://[::1]:4318/v1/traces"),
+        ] {
+            let c = chroma(MapEnvironment::new().with("OTEL_EXPORTER_OTLP_ENDPOINT", raw));
+            assert_eq!(c.endpoint.as_deref(), Some(url), "{raw:?}");
+        }
     }
 
     #[test]
