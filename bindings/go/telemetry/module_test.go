@@ -119,19 +119,7 @@ func TestModuleOutsideTheRepositoryBuildsAsTheReadmeSaysAndDelivers(t *testing.T
 	if out, err := goCommand(t, dir, nil, build...); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(build, " "), err, out)
 	}
-	url := startCollector(t)
-	_, stderr := runProgram(t, filepath.Join(dir, path.Base(module)),
-		"HOME="+t.TempDir(), "MYAPP_TELEMETRY_ENDPOINT="+url)
-	if strings.Contains(stderr, "WARN") || strings.Contains(stderr, "telemetry: flush") {
-		t.Errorf("the program reported a delivery problem:\n%s", stderr)
-	}
-
-	var rows []storedEvent
-	getJSON(t, url+"/api/events?event=app_started", &rows)
-	if len(rows) != 1 {
-		t.Fatalf("the collector stored %d app_started events, want 1; the program said:\n%s", len(rows), stderr)
-	}
-	p := rows[0].Properties
+	p := runReadmeProgram(t, filepath.Join(dir, path.Base(module)), startCollector(t))
 	if p["product"] != "myapp" || p["runtime"] != "go" || p["mode"] != "server" || p["collections"] != 3.0 {
 		t.Errorf("stored properties %v", p)
 	}

@@ -116,16 +116,7 @@ func TestPrebuiltModuleBuildsWithoutRustAndDelivers(t *testing.T) {
 	}
 
 	url := startCollector(t)
-	_, stderr := runProgram(t, filepath.Join(dir, "myapp"), "HOME="+t.TempDir(), "MYAPP_TELEMETRY_ENDPOINT="+url)
-	if strings.Contains(stderr, "WARN") || strings.Contains(stderr, "telemetry: flush") {
-		t.Errorf("the program reported a delivery problem:\n%s", stderr)
-	}
-	var rows []storedEvent
-	getJSON(t, url+"/api/events?event=app_started", &rows)
-	if len(rows) != 1 {
-		t.Fatalf("the collector stored %d app_started events, want 1; the program said:\n%s", len(rows), stderr)
-	}
-	if p := rows[0].Properties; p["product"] != "myapp" || p["runtime"] != "go" || p["mode"] != "server" {
+	if p := runReadmeProgram(t, filepath.Join(dir, "myapp"), url); p["product"] != "myapp" || p["runtime"] != "go" || p["mode"] != "server" {
 		t.Errorf("stored properties %v", p)
 	}
 
@@ -185,6 +176,7 @@ func TestPrebuiltModuleBuildsWithoutRustAndDelivers(t *testing.T) {
 		}
 	})
 
+	var rows []storedEvent
 	getJSON(t, url+"/api/events?event=app_started", &rows)
 	if len(rows) != 1 {
 		t.Errorf("the off builds delivered: %d app_started events stored, want the first program's 1", len(rows))

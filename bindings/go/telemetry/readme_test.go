@@ -136,6 +136,23 @@ func runProgram(t *testing.T, bin string, env ...string) (string, string) {
 	return stdout.String(), stderr.String()
 }
 
+// runReadmeProgram runs the README's first program (built at bin) against the collector
+// at url, requires it to report no delivery problem and the collector to hold exactly one
+// app_started event, and returns that event's properties.
+func runReadmeProgram(t *testing.T, bin, url string) map[string]any {
+	t.Helper()
+	_, stderr := runProgram(t, bin, "HOME="+t.TempDir(), "MYAPP_TELEMETRY_ENDPOINT="+url)
+	if strings.Contains(stderr, "WARN") || strings.Contains(stderr, "telemetry: flush") {
+		t.Errorf("the program reported a delivery problem:\n%s", stderr)
+	}
+	var rows []storedEvent
+	getJSON(t, url+"/api/events?event=app_started", &rows)
+	if len(rows) != 1 {
+		t.Fatalf("the collector stored %d app_started events, want 1; the program said:\n%s", len(rows), stderr)
+	}
+	return rows[0].Properties
+}
+
 // writeModule makes dir the module path (main package main.go holding program) that
 // depends on this module through a replace directive to the checkout, then runs go mod
 // tidy, as an integrator would: it records this module's own dependencies
