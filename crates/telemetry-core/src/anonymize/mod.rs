@@ -558,6 +558,28 @@ mod tests {
     }
 
     #[test]
+    fn local_names_are_found_in_any_case_beyond_ascii() {
+        let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
+            home: None,
+            user: Some("jürgen".into()),
+            host: Some("Straße-PC".into()),
+        });
+        assert_eq!(
+            a.scrub_text("JÜRGEN on STRASSE-PC, Jürgen on straße-pc"),
+            // `ß` has no one-letter upper case, so `SS` is another spelling, not its case.
+            "<user> on STRASSE-PC, <user> on <host>"
+        );
+    }
+
+    #[test]
+    fn a_url_ends_at_any_unicode_white_space() {
+        assert_eq!(
+            alice().scrub_text("see https://x.example/a?k=v\u{3000}then\u{a0}more"),
+            "see <url>\u{3000}then\u{a0}more"
+        );
+    }
+
+    #[test]
     fn root_and_localhost_identify_nobody_and_stay() {
         let a = Anonymizer::new([1; 32], 3).with_local_names(LocalNames {
             home: Some("/root".into()),

@@ -332,17 +332,47 @@ impl NamePattern {
                 format!(
                     "({}{}{})",
                     edge(w.chars().next()),
-                    regex::escape(w),
+                    caseless_literal(w),
                     edge(w.chars().next_back())
                 )
             })
             .collect();
-        let regex = Regex::new(&format!("(?i){}", alternatives.join("|"))).ok()?;
+        let regex = Regex::new(&alternatives.join("|")).ok()?;
         Some(NamePattern {
             regex,
             placeholders: words.into_iter().map(|(_, p)| p).collect(),
         })
     }
+}
+
+/// A pattern matching `word` in any case: each letter becomes a class of its upper and
+/// lower case forms (`[jJ][üÜ]…`), from the standard library's case tables, so the regex
+/// crate needs none of its own (`(?i)` would need its `unicode-case` feature). A letter
+/// whose other case is more than one character (`ß`, `ﬁ`) keeps its forms that are one.
+fn caseless_literal(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() * 4);
+    for c in word.chars() {
+        let mut forms: Vec<char> = vec![c];
+        let lower: Vec<char> = c.to_lowercase().collect();
+        let upper: Vec<char> = c.to_uppercase().collect();
+        for other in [lower, upper] {
+            if let [one] = other[..] {
+                if !forms.contains(&one) {
+                    forms.push(one);
+                }
+            }
+        }
+        if forms.len() == 1 {
+            pattern.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+        } else {
+            pattern.push('[');
+            for f in forms {
+                pattern.push_str(&regex::escape(f.encode_utf8(&mut [0; 4])));
+            }
+            pattern.push(']');
+        }
+    }
+    pattern
 }
 
 /// Which words that rules need appear in a text: one pass for all the rules.
@@ -478,9 +508,23 @@ impl Spans {
     }
 }
 
+/// Unicode's White_Space characters, the set `\s` stands for in a Unicode regex and
+/// `char::is_whitespace` tests, written out for use inside a class: the patterns here use
+/// no Unicode data of the regex crate, whose tables for `\s` and `(?i)` (the
+/// `unicode-perl` and `unicode-case` features) are 240 KB of the shipped library.
+macro_rules! white_space {
+    () => {
+        r"\t\n\x0B\x0C\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+    };
+}
+
 /// Characters of a path component: anything but separators, whitespace, quotes and the
 /// punctuation that ends a path in messages (`file.rs:42:5`, `"a.py", line 3`, `(x)`).
-const PATH_CHAR: &str = r#"[^\s/\\:"'`<>|*?,;()\[\]{}]"#;
+const PATH_CHAR: &str = concat!("[^", white_space!(), r#"/\\:"'`<>|*?,;()\[\]{}]"#);
+
+/// What may follow the start of a URL or an scp-style remote: anything but whitespace,
+/// quotes and angle brackets.
+const URL_CHARS: &str = concat!("[^", white_space!(), r#""'`<>]+"#);
 
 fn is_path_char(c: char) -> bool {
     !c.is_whitespace() && !r#"/\:"'`<>|*?,;()[]{}"#.contains(c)
@@ -491,14 +535,17 @@ fn is_word_char(c: char) -> bool {
 }
 
 static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(?-u:\b)[a-z][a-z0-9+.\-]*://[^\s"'`<>]+"#).expect("URL pattern compiles")
+    Regex::new(&format!(r"(?-u:\b)[A-Za-z][A-Za-z0-9+.\-]*://{URL_CHARS}"))
+        .expect("URL pattern compiles")
 });
 
 /// An scp-style remote, `user@host:path` (`git@github.com:team/repo.git`): a URL without
 /// a scheme, which carries a user name.
 static SCP_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?-u:\b)[A-Za-z0-9._-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:[^\s"'`<>]+"#)
-        .expect("scp remote pattern compiles")
+    Regex::new(&format!(
+        r"(?-u:\b)[A-Za-z0-9._-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?:{URL_CHARS}"
+    ))
+    .expect("scp remote pattern compiles")
 });
 
 fn collect_urls(text: &str, spans: &mut Spans) {
@@ -556,9 +603,9 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
 /// because a separator follows it (on Windows, the same separator as before it); the last
 /// component may not, or the sentence after a path would be taken for part of its file name.
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
-    let (c, dir) = (PATH_CHAR, path_dir());
+    let (c, dir, ws) = (PATH_CHAR, path_dir(), white_space!());
     Regex::new(&format!(
-        r#"(?:^|[\s"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|~[A-Za-z_][A-Za-z0-9._-]*(?:(?:[/\\]{dir})*[/\\]{c}*)?|(?:/{dir})*/{c}+/?|(?:\\\\\?\\)?[A-Za-z]:\\(?:{dir}\\)*(?:{c}+[/\\])*{c}*|[A-Za-z]:/(?:{dir}/)*{c}*|\\\\(?:{dir}\\)*{c}+)"#
+        r#"(?:^|[{ws}"'`(\[{{<>=,;:|])(~(?:[/\\]{dir})*[/\\]{c}*|~[A-Za-z_][A-Za-z0-9._-]*(?:(?:[/\\]{dir})*[/\\]{c}*)?|(?:/{dir})*/{c}+/?|(?:\\\\\?\\)?[A-Za-z]:\\(?:{dir}\\)*(?:{c}+[/\\])*{c}*|[A-Za-z]:/(?:{dir}/)*{c}*|\\\\(?:{dir}\\)*{c}+)"#
     ))
     .expect("path pattern compiles")
 });
