@@ -1,7 +1,7 @@
 //! The free-text scrubber (`Anonymizer::scrub_text`) on arbitrary text: never a
 //! panic, output at most 2 × the input + 64 bytes, idempotent (placeholders are
 //! shapes no rule matches), and planted e-mails, IPs, home paths and tokens
-//! never survive it.
+//! never survive it (more copies than the text without them keeps).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -36,9 +36,15 @@ fuzz_target!(|data: &[u8]| {
         .char_indices()
         .nth(text.chars().count() / 2)
         .map_or(text.len(), |(i, _)| i);
+    // The fuzzed text may hold the same characters where they are no secret
+    // (`/10.20.30.40e` is no address), so what must hold is that the planted copy is
+    // gone: no more of them survive than survive in the text without it.
     for secret in PLANTED {
         let planted = format!("{} {secret} {}", &text[..mid], &text[mid..]);
         let out = scrubber.scrub_text(&planted);
-        assert!(!out.contains(secret), "{secret:?} survived in {out:?}");
+        assert!(
+            out.matches(secret).count() <= once.matches(secret).count(),
+            "{secret:?} survived in {out:?}"
+        );
     }
 });
