@@ -65,7 +65,10 @@ header: deps-rust ## Regenerate include/telemetry.h from crates/telemetry-ffi wi
 deps-go:
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go >= 1.24"; exit 1; }
 	@command -v $(CC) >/dev/null || { echo "$(CC) not found: install a C compiler (cgo and tests/c need one)"; exit 1; }
-	cd $(GO_DIR) && $(GO) mod download
+	# tidy -diff, beside checking go.mod and go.sum are tidy, fetches what `go mod tidy` reads
+	# (the tests of the package's dependencies): the tests run it in their own modules with
+	# GOPROXY=off, seeded with this go.sum, so everything must be in the module cache first.
+	cd $(GO_DIR) && $(GO) mod download && $(GO) mod tidy -diff
 	cd $(GO_DIR)/bench && $(GO) mod download
 
 test-c: build ## C ABI from C: every function and bad input, 8 threads; plain, under AddressSanitizer and under valgrind memcheck

@@ -108,6 +108,7 @@ func TestPrebuiltModuleBuildsWithoutRustAndDelivers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(program), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	seedGoSum(t, produced, dir)
 	bin := toolsOnly(t)
 	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", "myapp", "."}} {
 		if out, err := isolatedGo(t, dir, bin, nil, args...); err != nil {

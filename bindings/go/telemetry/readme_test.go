@@ -168,8 +168,28 @@ func writeModule(t *testing.T, dir, path, program string) {
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(program), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	seedGoSum(t, filepath.Join(root, "bindings", "go"), dir)
 	if out, err := goCommand(t, dir, nil, "mod", "tidy"); err != nil {
 		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+}
+
+// seedGoSum copies the go.sum of the module in from into the test's module in dir, unless
+// dir has one. These tests run the go command with GOPROXY=off, so it cannot ask the
+// checksum database (sum.golang.org, which a user's go command reaches through the proxy)
+// about the package's dependencies, and a test reaches nothing off loopback anyway. The
+// repository's go.sum holds those checksums, verified when they were added.
+func seedGoSum(t *testing.T, from, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "go.sum")); err == nil {
+		return
+	}
+	sums, err := os.ReadFile(filepath.Join(from, "go.sum"))
+	if err != nil {
+		t.Fatalf("the go.sum to seed a test module with: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sums, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
