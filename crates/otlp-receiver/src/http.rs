@@ -47,8 +47,13 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(request, &shared).await) }
             });
-            // A client that sends broken HTTP or hangs up only ends its own connection.
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            // A client that sends broken HTTP or hangs up only ends its own connection. One
+            // that shuts its write side after the request still gets the answer: without
+            // half_close hyper may close as soon as it reads that end of input, and the
+            // client reads nothing.
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().half_close(true);
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

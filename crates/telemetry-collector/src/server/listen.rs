@@ -59,6 +59,9 @@ pub(crate) async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
+        // A client that shuts its write side once the request is sent still gets the
+        // answer; without this hyper may close on reading that end of input first.
+        .half_close(true)
         .header_read_timeout(HEADER_TIMEOUT)
         // Request line and headers beyond this get 431; bodies stream through.
         .max_buf_size(MAX_HEAD_BYTES);
