@@ -30,16 +30,27 @@ fn make_certificates(dir: &Path) -> String {
     ca.pem()
 }
 
+/// A client trusting the CA in `ca_pem`, or else Mozilla's roots (as telemetry-core's
+/// bundled roots are: ureq is built without a root set or a crypto provider of its own).
 fn agent_trusting(ca_pem: Option<&str>) -> ureq::Agent {
     use ureq::tls::{Certificate, RootCerts, TlsConfig};
     let roots = match ca_pem {
         Some(pem) => RootCerts::Specific(Arc::new(vec![
             Certificate::from_pem(pem.as_bytes()).unwrap()
         ])),
-        None => RootCerts::WebPki,
+        None => RootCerts::new_with_certs(
+            &webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()))
+                .collect::<Vec<_>>(),
+        ),
     };
+    let tls = TlsConfig::builder()
+        .root_certs(roots)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .build();
     ureq::Agent::config_builder()
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
+        .tls_config(tls)
         .http_status_as_error(false)
         .build()
         .new_agent()

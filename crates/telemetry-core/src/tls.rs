@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsRoots {
-    /// Mozilla's root certificates, compiled into the library (`webpki-roots`): the same
+    /// Mozilla's root certificates, compiled into the library (`webpki-root-certs`): the same
     /// on every machine, whatever its system store holds.
     #[default]
     Bundled,
@@ -162,22 +162,20 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// ureq's TLS configuration for this trust. Without a file, ureq's own root sets
-    /// (bundled, or the platform verifier); with one, a root set of our own: Mozilla's roots
-    /// as certificates (`webpki-root-certs`, the same release as the bundled ones) or the
-    /// system store's, plus the file's. Reads the system store then, so call it where I/O
-    /// may happen (a worker or export thread, not the host's capture path).
+    /// ureq's TLS configuration for this trust: the bundled roots (Mozilla's, from
+    /// `webpki-root-certs`) or the platform verifier, or, with a file, the bundled roots or the
+    /// system store's certificates plus the file's; always ring as rustls's provider (ureq is
+    /// built without a provider or a root set of its own). Reads the system store with a
+    /// file and platform roots, so call it where I/O may happen (a worker or export thread,
+    /// not the host's capture path).
     pub(crate) fn ureq_config(&self) -> ureq::tls::TlsConfig {
         use ureq::tls::{Certificate, RootCerts, TlsConfig};
         let roots = match (&self.extra, self.roots) {
-            (None, TlsRoots::Bundled) => RootCerts::WebPki,
+            (None, TlsRoots::Bundled) => RootCerts::Specific(bundled_roots()),
             (None, TlsRoots::Platform) => RootCerts::PlatformVerifier,
             (Some(file), roots) => {
                 let mut all: Vec<Certificate<'static>> = match roots {
-                    TlsRoots::Bundled => webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                        .iter()
-                        .map(|c| Certificate::from_der(c.as_ref()))
-                        .collect(),
+                    TlsRoots::Bundled => bundled_roots().as_ref().clone(),
                     TlsRoots::Platform => system_store()
                         .iter()
                         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
@@ -191,7 +189,10 @@ impl Trust {
                 RootCerts::Specific(Arc::new(all))
             }
         };
-        TlsConfig::builder().root_certs(roots).build()
+        TlsConfig::builder()
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build()
     }
 
     /// tonic's TLS configuration for this trust: Mozilla's roots or the system store's, plus
@@ -208,6 +209,23 @@ impl Trust {
         }
         config
     }
+}
+
+/// Mozilla's roots as ureq certificates, made once: they borrow the static DER bytes of
+/// `webpki-root-certs`, so the list is about 150 pointers, shared by every client.
+fn bundled_roots() -> Arc<Vec<ureq::tls::Certificate<'static>>> {
+    static ROOTS: std::sync::OnceLock<Arc<Vec<ureq::tls::Certificate<'static>>>> =
+        std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            Arc::new(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()))
+                    .collect(),
+            )
+        })
+        .clone()
 }
 
 /// The platform store's certificates (rustls-native-certs, which the platform verifier
