@@ -181,7 +181,7 @@ fn sql_metacharacters_in_every_field_are_stored_verbatim() {
 
 #[test]
 fn a_client_that_shuts_its_write_side_after_the_request_still_gets_the_answer() {
-    // curl --http1.1 with a closed stdin, netcat -N and shell scripts do this. Without
+    // netcat -N and scripts that close their end of the socket do this. Without
     // half-close support the server may read that end of input before it answers and
     // hang up with nothing said; it is a race, so it is run many times.
     let c = start();
