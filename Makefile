@@ -50,6 +50,8 @@ demo: build ## The main job, local only: decisions explained, events delivered t
 
 lint: deps-rust ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
+	# The fuzz crate is not a workspace member (it resolves its own dependencies).
+	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-rust: build ## Rust tests: unit, shared vectors, end to end, doc tests (README examples included)

@@ -27,8 +27,8 @@ use telemetry_core::profile::{GenericProfile, Polarity, Profile};
 
 /// Words the boolean rules know, some spelled oddly, and some they do not.
 const WORDS: &[&str] = &[
-    "true", "false", "yes", "no", "on", "off", "1", "0", "", " ", " TRUE ", "False", "Yes",
-    "OFF", "maybe", "2", "tru", "nope", "enabled", "disabled", "null", "-1", "y", "n",
+    "true", "false", "yes", "no", "on", "off", "1", "0", "", " ", " TRUE ", "False", "Yes", "OFF",
+    "maybe", "2", "tru", "nope", "enabled", "disabled", "null", "-1", "y", "n",
 ];
 
 /// What the test expects a boolean source to say: the rules of `consent::parse_bool`
@@ -363,10 +363,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let _ = decision.to_string();
     let _ = decision.to_json_pretty();
     if decision.enabled {
-        assert!(decision.warnings.is_empty(), "on despite warnings: {decision:?}");
         assert!(
-            decision.sources.iter().all(|s| s.says != Says::Off
-                || s.kind == consent::SourceKind::Default),
+            decision.warnings.is_empty(),
+            "on despite warnings: {decision:?}"
+        );
+        assert!(
+            decision
+                .sources
+                .iter()
+                .all(|s| s.says != Says::Off || s.kind == consent::SourceKind::Default),
             "on although a source says off: {decision:?}"
         );
     }

@@ -21,8 +21,8 @@ use libfuzzer_sys::fuzz_target;
 use telemetry_ffi::{
     telemetry_anonymize, telemetry_client_capture_batch, telemetry_client_capture_event,
     telemetry_client_decision, telemetry_client_free, telemetry_client_new,
-    telemetry_client_preview, telemetry_error_code, telemetry_error_free,
-    telemetry_error_message, telemetry_string_free, Client, Error, ErrorCode,
+    telemetry_client_preview, telemetry_error_code, telemetry_error_free, telemetry_error_message,
+    telemetry_string_free, Client, Error, ErrorCode,
 };
 
 /// A client that is on, whose events go to memory (cleared after every input).
@@ -81,7 +81,11 @@ fn outcome(err: *mut Error, allowed: &[ErrorCode]) -> Result<(), ErrorCode> {
     // SAFETY: a live error this library returned; freed once, here.
     let (code, text) = unsafe { (telemetry_error_code(err), message(err)) };
     unsafe { telemetry_error_free(err) };
-    assert_ne!(code, ErrorCode::PANIC, "a panic was caught at the boundary: {text}");
+    assert_ne!(
+        code,
+        ErrorCode::PANIC,
+        "a panic was caught at the boundary: {text}"
+    );
     assert!(
         allowed.contains(&code),
         "undocumented code {} ({text})",
@@ -99,7 +103,8 @@ fn returned_json(out: *mut c_char, out_len: usize) -> serde_json::Value {
     unsafe { telemetry_string_free(out) };
     assert_eq!(bytes.len(), out_len, "reported length");
     let text = String::from_utf8(bytes).expect("returned string is UTF-8");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("returned string is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("returned string is not JSON ({e}): {text}"))
 }
 
 const TEXT_ERRORS: [ErrorCode; 4] = [
@@ -189,7 +194,11 @@ fuzz_target!(|data: &[u8]| {
             utf8_error_iff(result, text, is_null);
             // Off: nothing is read, nothing fails.
             let err = unsafe { telemetry_client_capture_event(off, ptr_in, len) };
-            assert_eq!(outcome(err, &[]), Ok(()), "a capture on a client that is off");
+            assert_eq!(
+                outcome(err, &[]),
+                Ok(()),
+                "a capture on a client that is off"
+            );
         }
         2 => {
             let mut count = usize::MAX;
@@ -216,7 +225,10 @@ fuzz_target!(|data: &[u8]| {
             let result = outcome(err, &with(ErrorCode::INVALID_ARGUMENT));
             utf8_error_iff(result, text, is_null);
             if result.is_err() {
-                assert!(out.is_null() && out_len == usize::MAX, "out written on failure");
+                assert!(
+                    out.is_null() && out_len == usize::MAX,
+                    "out written on failure"
+                );
                 return;
             }
             let value = returned_json(out, out_len);
@@ -234,7 +246,10 @@ fuzz_target!(|data: &[u8]| {
             let result = outcome(err, &with(ErrorCode::INVALID_EVENT));
             utf8_error_iff(result, text, is_null);
             if result.is_err() {
-                assert!(out.is_null() && out_len == usize::MAX, "out written on failure");
+                assert!(
+                    out.is_null() && out_len == usize::MAX,
+                    "out written on failure"
+                );
                 return;
             }
             let item = returned_json(out, out_len);

@@ -27,7 +27,11 @@ fn check_u64(x: u64, p: u32) {
         // The dropped part is less than one unit of the last digit kept, and r ends in zeros.
         let unit = 10u64.pow(digits(x) - kept);
         assert!(x - r < unit && r % unit == 0, "round_u64({x}, {p}) = {r}");
-        assert_eq!(digits(r), digits(x), "round_u64({x}, {p}) = {r} lost a digit");
+        assert_eq!(
+            digits(r),
+            digits(x),
+            "round_u64({x}, {p}) = {r} lost a digit"
+        );
     } else {
         assert_eq!(r, x, "round_u64({x}, {p}) changed a short number");
     }
@@ -36,8 +40,14 @@ fn check_u64(x: u64, p: u32) {
 
 fn check_i64(x: i64, p: u32) {
     let r = round_i64(x, p);
-    assert!(r.unsigned_abs() <= x.unsigned_abs(), "round_i64({x}, {p}) = {r}");
-    assert!(r == 0 || r.signum() == x.signum(), "round_i64({x}, {p}) = {r}");
+    assert!(
+        r.unsigned_abs() <= x.unsigned_abs(),
+        "round_i64({x}, {p}) = {r}"
+    );
+    assert!(
+        r == 0 || r.signum() == x.signum(),
+        "round_i64({x}, {p}) = {r}"
+    );
     assert_eq!(r.unsigned_abs(), round_u64(x.unsigned_abs(), p));
     assert_eq!(round_i64(r, p), r, "round_i64 not idempotent on {x}, {p}");
     assert_eq!(round_number(&Number::from(x), p), Value::from(r));
@@ -63,7 +73,10 @@ fn check_f64(x: f64, p: u32) {
         let repr = format!("{r:e}");
         let mantissa = repr.split('e').next().unwrap_or("");
         let n = mantissa.chars().filter(char::is_ascii_digit).count();
-        assert!(n <= p.max(1) as usize, "round_f64({x:e}, {p}) = {repr}: {n} digits");
+        assert!(
+            n <= p.max(1) as usize,
+            "round_f64({x:e}, {p}) = {repr}: {n} digits"
+        );
         assert_eq!(round_f64(r, p), v, "round_f64 not idempotent on {x:e}, {p}");
     }
     if let Some(n) = Number::from_f64(x) {
@@ -87,10 +100,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let h = Anonymizer::new(key, p).hash(&name);
     assert_eq!(h.len(), 16, "{h:?}");
     assert!(
-        h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{h:?}"
     );
-    assert_eq!(Anonymizer::new(key, p.wrapping_add(1)).hash(&name), h, "unstable hash");
+    assert_eq!(
+        Anonymizer::new(key, p.wrapping_add(1)).hash(&name),
+        h,
+        "unstable hash"
+    );
     assert_eq!(Anonymizer::new(key, p).hash(&name), h, "unstable hash");
 
     check_u64(x_u, p);
